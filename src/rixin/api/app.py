@@ -1,0 +1,80 @@
+"""The HTTP gateway: one FastAPI app, one router per resource, errors mapped in errors.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rixin import __version__, metrics
+from rixin.api import errors
+from rixin.api.chat.router import router as chat_router
+from rixin.api.completions.router import router as completions_router
+from rixin.api.embeddings.router import router as embeddings_router
+from rixin.api.models.router import router as models_router
+from rixin.api.projects.router import router as projects_router
+from rixin.api.system.router import router as system_router
+from rixin.api.system.service import warm_up
+from rixin.errors import PayloadTooLarge
+from rixin.platform import Platform
+
+log = logging.getLogger("rixin.api")
+
+
+class BodyLimit:
+    """413 for a body over the limit, whether it announces its length or streams it."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = PayloadTooLarge(f"Request body too large: the limit is {self.limit} bytes. "
+                                    "Send less data per request.")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await errors.rixin_error_response(too_large)(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise too_large
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        task = asyncio.create_task(warm_up(platform))
+        yield
+        task.cancel()
+
+    app = FastAPI(title="rixin", version=__version__, lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None)
+    app.state.platform = platform
+    errors.install(app)
+
+    @app.middleware("http")
+    async def observe(request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        metrics.LATENCY.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    for router in (system_router, models_router, chat_router, completions_router,
+                   embeddings_router, projects_router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes)
+    return app

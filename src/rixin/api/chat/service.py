@@ -1,0 +1,121 @@
+"""Chat completions: validate, render messages for the engine, run n choices, shape the answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from starlette.concurrency import run_in_threadpool
+
+from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
+from rixin.api.sampling import check_n, reject_unsupported, sampling_params
+from rixin.api.streaming import choice_events, collect, stream_response, usage
+from rixin.engines.base import Chunk, GenerateRequest
+from rixin.errors import InvalidRequest
+from rixin.models.registry import spec_of
+from rixin.platform import Platform
+from rixin.store.tenancy import Caller
+
+
+def engine_messages(body: ChatCompletionRequest) -> list[dict]:
+    """Messages as {role, content: str}, the form chat templates expect."""
+    out = []
+    for i, m in enumerate(body.messages):
+        role = "system" if m.role == "developer" else m.role
+        if m.role == "function":
+            raise InvalidRequest("Role 'function' is deprecated and not supported; use 'tool'.",
+                                 param=f"messages[{i}].role", code="invalid_value")
+        if m.role == "tool" and not m.tool_call_id:
+            raise InvalidRequest("Missing required parameter: 'tool_call_id' for a tool message.",
+                                 param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
+        if m.content is None:
+            if m.role == "assistant" and m.tool_calls:
+                out.append({"role": role, "content": ""})
+                continue
+            raise InvalidRequest(f"Missing required parameter: 'content' of a {m.role} message.",
+                                 param=f"messages[{i}].content", code="missing_required_parameter")
+        if isinstance(m.content, str):
+            text = m.content
+        else:
+            parts = []
+            for j, part in enumerate(m.content):
+                if part.type not in ("text", "refusal"):
+                    raise InvalidRequest(f"This model accepts only text; content part of type "
+                                         f"'{part.type}' is not supported.",
+                                         param=f"messages[{i}].content[{j}].type", code="invalid_value")
+                value = part.text if part.type == "text" else part.refusal
+                if value is None:
+                    raise InvalidRequest(f"Missing required parameter: '{part.type}' in content part.",
+                                         param=f"messages[{i}].content[{j}].{part.type}",
+                                         code="missing_required_parameter")
+                parts.append(value)
+            text = "".join(parts)
+        out.append({"role": role, "content": text})
+    return out
+
+
+def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequest]:
+    reject_unsupported(tools=body.tools, functions=body.functions, logit_bias=body.logit_bias)
+    if body.modalities and "audio" in body.modalities:
+        raise InvalidRequest("Audio output is not supported; use modalities ['text'].",
+                             param="modalities", code="invalid_value")
+    if body.top_logprobs and not body.logprobs:
+        raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs",
+                             code="invalid_value")
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest("'stream_options' is only allowed when 'stream' is true.",
+                             param="stream_options", code="invalid_value")
+    n = check_n(body.n, max_n)
+    messages = engine_messages(body)
+    requests = []
+    for i in range(n):
+        params = sampling_params(
+            max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature,
+            top_p=body.top_p, stop=body.stop, seed=None if body.seed is None else body.seed + i,
+            logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs,
+            presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
+            response_format=body.response_format)
+        requests.append(GenerateRequest(params, messages=messages))
+    return requests
+
+
+async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest):
+    row = await run_in_threadpool(platform.registry.get, body.model, caller, kind="chat")
+    requests = build_requests(body, platform.settings.max_n)
+    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    events = choice_events(platform.pool, spec_of(row), requests)
+    wants_logprobs = bool(body.logprobs)
+
+    if not body.stream:
+        results = await collect(events, len(requests))
+        choices = [{"index": i, "message": {"role": "assistant", "content": r.text, "refusal": None},
+                    "logprobs": choice_logprobs(r.logprobs, wants_logprobs), "finish_reason": r.finish_reason}
+                   for i, r in enumerate(results)]
+        return completion_object(cid, created, row.id, choices,
+                                 usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    usage_field = None if include_usage else False
+    started: set[int] = set()
+
+    def render(index: int, chunk: Chunk) -> list[dict]:
+        events_out = []
+        if index not in started:
+            started.add(index)
+            delta = {"role": "assistant", "content": "", "refusal": None}
+            events_out.append(chunk_object(cid, created, row.id, [
+                {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}], usage_field))
+        if chunk.text or chunk.logprobs or chunk.finish_reason:
+            delta = {"content": chunk.text} if chunk.text or not chunk.finish_reason else {}
+            events_out.append(chunk_object(cid, created, row.id, [
+                {"index": index, "delta": delta,
+                 "logprobs": choice_logprobs(chunk.logprobs, wants_logprobs) if chunk.logprobs else None,
+                 "finish_reason": chunk.finish_reason}], usage_field))
+        return events_out
+
+    def final(prompt_tokens: int, completion_tokens: int) -> dict | None:
+        if not include_usage:
+            return None
+        return chunk_object(cid, created, row.id, [], usage(prompt_tokens, completion_tokens))
+
+    return await stream_response(events, render, final)

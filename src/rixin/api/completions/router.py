@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from rixin.api.completions import service
+from rixin.api.completions.protocol import CompletionRequest
+from rixin.api.deps import get_caller, get_platform
+from rixin.platform import Platform
+from rixin.store.tenancy import Caller
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, platform: Platform = Depends(get_platform),
+                      caller: Caller = Depends(get_caller)):
+    return await service.create(platform, caller, body)

@@ -1,0 +1,33 @@
+"""Health, metrics and the engines' state."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rixin import __version__, metrics
+from rixin.api.deps import get_admin, get_platform
+from rixin.platform import Platform
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(platform: Platform = Depends(get_platform)):
+    """200 once the bundled chat model answers (readiness); 503 while it is loading."""
+    if platform.ready:
+        return {"status": "ok", "version": __version__}
+    return JSONResponse({"status": "starting", "version": __version__, "detail": platform.ready_error},
+                        status_code=503)
+
+
+@router.get("/metrics")
+async def prometheus_metrics():
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/engines")
+async def engines(platform: Platform = Depends(get_platform), _admin=Depends(get_admin)):
+    """Engine replicas with process id, state and queue depth (rixin extension, admin only)."""
+    return {"object": "list", "data": await platform.pool.describe()}

@@ -1,0 +1,193 @@
+"""The `rixin` command. Commands only parse arguments and call services."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from rixin.config import Settings
+from rixin.errors import RixinError
+from rixin.platform import Platform
+from rixin.store.tenancy import DEFAULT_PROJECT
+
+console = Console()
+data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".rixin"),
+                               show_default=True, help="Data directory, as given to `rixin up`.")
+
+
+def cli_errors(fn):
+    """The one mapper from rixin errors to CLI output: a message on stderr, exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RixinError as e:
+            hint = f" ({e.param})" if e.param else ""
+            click.echo(f"error{hint}: {e.message}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="rixin")
+def main():
+    """rixin: your data, your model, OpenAI-compatible, new every day."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@data_dir_option
+@click.option("--ray-address", default=None, help="Join this Ray cluster instead of starting a local one.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@cli_errors
+def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level: str):
+    """Start the gateway (and a local Ray) in the foreground until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from rixin.api.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
+    platform = Platform.open(settings)
+    platform.registry.sync_bundled()
+    new_admin_key = bootstrap_admin(platform)
+    url = f"http://{host}:{port}"
+    console.print(f"rixin will serve at [bold]{url}[/bold] (OpenAI-compatible API at {url}/v1); "
+                  f"data in {data_dir.resolve()}")
+    if new_admin_key:
+        console.print("Admin API key (shown once, keep it safe):")
+        click.echo(new_admin_key)
+    shown = "$RIXIN_ADMIN_KEY" if settings.admin_key else (new_admin_key or "$KEY")
+    console.print(f"Try: curl {url}/v1/chat/completions -H 'Authorization: Bearer {shown}' "
+                  "-H 'Content-Type: application/json' -d '{\"model\": \"smollm2-135m-instruct\", "
+                  "\"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'", soft_wrap=True)
+    console.print("Starting Ray and loading the bundled models; GET /health answers 200 when ready.")
+    sys.stdout.flush()
+    try:
+        platform.start_compute()
+        serve_until_signalled(uvicorn.Server(uvicorn.Config(
+            create_app(platform), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)))
+    finally:
+        platform.close()
+
+
+def serve_until_signalled(server) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down cleanly and return (exit status 0).
+
+    uvicorn would re-raise the signal after its shutdown, and Ray's driver handler turns a
+    re-raised SIGTERM into exit status 15 before Ray itself is shut down; we own the signals."""
+    import contextlib
+
+    def stop(_signum, _frame):
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    server.capture_signals = contextlib.nullcontext
+    server.run()
+
+
+def bootstrap_admin(platform: Platform) -> str | None:
+    """Accept RIXIN_ADMIN_KEY as admin key, or create one on first start. Returns a new key."""
+    if platform.settings.admin_key:
+        platform.tenancy.ensure_admin_key(platform.settings.admin_key)
+        return None
+    if platform.tenancy.has_admin_key():
+        return None
+    return platform.tenancy.create_key(DEFAULT_PROJECT, name="first admin", admin=True).key
+
+
+def open_platform(data_dir: Path) -> Platform:
+    return Platform.open(Settings.from_env(data_dir=data_dir))
+
+
+@main.group()
+def keys():
+    """Projects' API keys."""
+
+
+@keys.command("create")
+@click.option("--project", required=True, help="Project name (created if needed).")
+@click.option("--name", default=None, help="A label for the key.")
+@click.option("--admin", is_flag=True, help="The key may use admin routes.")
+@data_dir_option
+@cli_errors
+def keys_create(project: str, name: str | None, admin: bool, data_dir: Path):
+    """Create an API key; the key is printed alone on the last line."""
+    new = open_platform(data_dir).tenancy.create_key(project, name=name, admin=admin)
+    click.echo(f"Created key {new.id} for project {new.project}{' (admin)' if admin else ''}.", err=False)
+    click.echo(new.key)
+
+
+@keys.command("list")
+@click.option("--project", required=True)
+@data_dir_option
+@cli_errors
+def keys_list(project: str, data_dir: Path):
+    table = Table("id", "prefix", "name", "admin", "created", "revoked")
+    for k in open_platform(data_dir).tenancy.list_keys(project):
+        table.add_row(k.id, k.prefix + "…", k.name or "", "yes" if k.is_admin else "",
+                      f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+    console.print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--project", required=True)
+@data_dir_option
+@cli_errors
+def keys_revoke(key_id: str, project: str, data_dir: Path):
+    open_platform(data_dir).tenancy.revoke_key(project, key_id)
+    click.echo(f"Revoked {key_id}.")
+
+
+@main.group()
+def models():
+    """The model registry."""
+
+
+@models.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--id", "model_id", required=True, help="The model id clients will use.")
+@click.option("--project", default=None, help="Visible to this project only (default: every project).")
+@click.option("--kind", type=click.Choice(["chat", "embedding"]), default=None,
+              help="Default: guessed from the files.")
+@data_dir_option
+@cli_errors
+def models_add(path: Path, model_id: str, project: str | None, kind: str | None, data_dir: Path):
+    """Register a GGUF file or a Hugging Face-format directory (safetensors only)."""
+    platform = open_platform(data_dir)
+    project_id = platform.tenancy.get_project(project).id if project else None
+    row = platform.registry.add(str(path), model_id, project_id=project_id, kind=kind,
+                                owned_by=project or "system")
+    click.echo(f"Added {row.id}: {row.kind} model, {row.engine} engine, {row.size_bytes / 1e6:.1f} MB.")
+
+
+@models.command("list")
+@data_dir_option
+@cli_errors
+def models_list(data_dir: Path):
+    """Every model with its engine, size and source."""
+    platform = open_platform(data_dir)
+    platform.registry.sync_bundled()
+    projects = {p.id: p.name for p in platform.tenancy.list_projects()}
+    table = Table("id", "kind", "engine", "size", "source", "project", "path")
+    for m in platform.registry.list():
+        table.add_row(m.id, m.kind, m.engine, f"{m.size_bytes / 1e6:.1f} MB", m.source,
+                      projects.get(m.project_id, "(all)"), m.path)
+    Console(width=max(160, console.width)).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Typed settings of a rixin gateway. Unknown keys are errors; every field says what it does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(Path(".rixin"), description="Where the database, artifacts and logs live.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata store; default is SQLite in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP gateway binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP gateway.")
+    ray_address: str | None = Field(
+        None, description="Address of an existing Ray cluster; None starts a local Ray on 127.0.0.1."
+    )
+    admin_key: str | None = Field(None, description="Bootstrap admin API key (RIXIN_ADMIN_KEY).")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted; larger gets 413."
+    )
+    max_n: int = Field(8, ge=1, description="Largest `n` (choices per request) accepted.")
+    engine_queue_size: int = Field(
+        64, ge=1, description="Requests waiting per engine replica before 429 with retry-after."
+    )
+    engine_num_cpus: float = Field(
+        0, ge=0, description="Ray CPUs reserved per engine replica (0: engines share the node)."
+    )
+    engine_threads: int = Field(
+        max(1, os.cpu_count() or 1), ge=1, description="Threads llama.cpp uses per replica."
+    )
+    chat_context: int = Field(2048, ge=128, description="Context window (tokens) of llama.cpp engines.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'rixin.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Settings from RIXIN_* environment variables, then explicit overrides (CLI flags)."""
+        env = {
+            "database_url": os.environ.get("RIXIN_DATABASE_URL"),
+            "admin_key": os.environ.get("RIXIN_ADMIN_KEY"),
+            "ray_address": os.environ.get("RIXIN_RAY_ADDRESS"),
+        }
+        values = {k: v for k, v in env.items() if v}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,164 @@
+"""The gateway's view of the engine replicas: create them on Ray on first use, bound their
+queues, and turn Ray failures into rixin errors (a dead replica → 503, retry allowed).
+
+Replicas are Ray actors with max_restarts=-1: Ray restarts a crashed one, and the request
+that hit it fails fast instead of hanging (max_task_retries=0: a generation is not
+idempotent from the client's point of view once text has been streamed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import ray
+from ray.exceptions import ActorUnavailableError, ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+
+from rixin import metrics
+from rixin.config import Settings
+from rixin.engines.actor import EngineActor
+from rixin.engines.base import Chunk, Embeddings, EngineInfo, GenerateRequest
+from rixin.errors import EngineUnavailable, QueueFull, RixinError
+from rixin.models.registry import ModelSpec
+
+NAMESPACE = "rixin"
+DEAD = (RayActorError, ActorUnavailableError, WorkerCrashedError, ObjectLostError)
+RESTART_WAIT_S = 60.0
+
+
+class ModelLoadFailed(RixinError):
+    code = "model_load_failed"
+    should_retry = False
+
+
+@dataclass
+class Replica:
+    spec: ModelSpec
+    actor: ray.actor.ActorHandle
+    info: EngineInfo
+    inflight: int = 0
+
+
+class EnginePool:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.replicas: dict[str, Replica] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def replica(self, spec: ModelSpec) -> Replica:
+        """The replica serving `spec`, started (and its model loaded) on first use."""
+        lock = self._locks.setdefault(spec.id, asyncio.Lock())
+        async with lock:
+            current = self.replicas.get(spec.id)
+            if current is not None and current.spec == spec:
+                return current
+            remote = ray.remote(EngineActor).options(
+                name=f"engine:{spec.id}", namespace=NAMESPACE, get_if_exists=True,
+                max_restarts=-1, max_task_retries=0, num_cpus=self.settings.engine_num_cpus,
+                max_concurrency=self.settings.engine_queue_size + 4,
+            )
+            actor = remote.remote(spec, self.settings.engine_threads, self.settings.chat_context)
+            try:
+                info = await actor.info.remote()
+            except RayTaskError as e:
+                ray.kill(actor)
+                raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
+            replica = Replica(spec, actor, info)
+            self.replicas[spec.id] = replica
+            return replica
+
+    @asynccontextmanager
+    async def _slot(self, replica: Replica):
+        if replica.inflight >= self.settings.engine_queue_size:
+            raise QueueFull(f"The queue of model '{replica.spec.id}' is full "
+                            f"({replica.inflight} requests); retry after a second.", retry_after=1)
+        replica.inflight += 1
+        metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
+        try:
+            yield
+        except RayTaskError as e:
+            # An error raised inside the engine (bad request, context length) travels as its cause.
+            if isinstance(e.cause, RixinError):
+                raise e.cause from None
+            raise
+        except DEAD as e:
+            metrics.ENGINE_FAILURES.labels(replica.spec.id).inc()
+            raise EngineUnavailable(f"The engine serving '{replica.spec.id}' stopped while answering; "
+                                    "it is being restarted. Retry the request.") from e
+        finally:
+            replica.inflight -= 1
+            metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
+
+    async def _until_alive(self, replica: Replica) -> None:
+        """Wait (bounded) for Ray to restart a dead replica and reload its model."""
+        deadline = time.monotonic() + RESTART_WAIT_S
+        while True:
+            try:
+                replica.info = await asyncio.wait_for(replica.actor.info.remote(), timeout=RESTART_WAIT_S)
+                return
+            except (*DEAD, asyncio.TimeoutError) as e:
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"The engine serving '{replica.spec.id}' did not come "
+                                            f"back within {RESTART_WAIT_S:.0f} s; retry later.") from e
+                await asyncio.sleep(0.5)
+
+    async def _call(self, spec: ModelSpec, method: str, *args):
+        """An idempotent call; retried once on a replica that died before answering."""
+        replica = await self.replica(spec)
+        async with self._slot(replica):
+            try:
+                return await getattr(replica.actor, method).remote(*args)
+            except DEAD:
+                await self._until_alive(replica)
+                return await getattr(replica.actor, method).remote(*args)
+
+    async def embed(self, spec: ModelSpec, texts: list[str]) -> Embeddings:
+        return await self._call(spec, "embed", texts)
+
+    async def generate(self, spec: ModelSpec, request: GenerateRequest) -> AsyncIterator[Chunk]:
+        """Stream chunks. A replica that dies before the first chunk is waited for and the
+        request retried once (nothing was sent yet); after that, the error reaches the client."""
+        replica = await self.replica(spec)
+        async with self._slot(replica):
+            for attempt in (1, 2):
+                started = False
+                try:
+                    async for chunk in self._stream(replica, request):
+                        started = True
+                        yield chunk
+                    return
+                except DEAD:
+                    if started or attempt == 2:
+                        raise
+                    await self._until_alive(replica)
+
+    async def _stream(self, replica: Replica, request: GenerateRequest) -> AsyncIterator[Chunk]:
+        request_id = uuid.uuid4().hex
+        stream = replica.actor.generate.options(num_returns="streaming").remote(request, request_id)
+        finished = False
+        try:
+            async for ref in stream:
+                chunk = await ref
+                finished = chunk.finish_reason is not None
+                yield chunk
+        finally:
+            if not finished:  # the client went away: free the replica for the next request
+                replica.actor.cancel.remote(request_id)
+
+    async def describe(self) -> list[dict]:
+        """Every replica with its process, node and queue (for /v1/engines and `rixin status`)."""
+        out = []
+        for r in self.replicas.values():
+            try:
+                info, stats = await asyncio.wait_for(
+                    asyncio.gather(r.actor.info.remote(), r.actor.stats.remote()), timeout=5)
+                state = "running"
+            except Exception:  # noqa: BLE001 - a replica that cannot answer is reported, not raised
+                info, stats, state = r.info, {}, "restarting"
+            out.append({"model": r.spec.id, "engine": info.engine, "pid": info.pid, "state": state,
+                        "context_length": info.context_length, "inflight": r.inflight, **stats})
+        return out

@@ -1,0 +1,1 @@
+"""The model registry: bundled base models, user-added models (later: fine-tuned ones)."""

@@ -1,0 +1,60 @@
+"""The control plane's services, wired once: store, tenancy, registry, engine pool.
+
+The CLI uses the store-side services directly (no gateway needed); the gateway adds Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from rixin.config import Settings
+from rixin.models.registry import Registry
+from rixin.store.db import Database
+from rixin.store.tenancy import Tenancy
+
+log = logging.getLogger("rixin")
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    tenancy: Tenancy
+    registry: Registry
+    pool: object | None = None  # engines.pool.EnginePool once Ray is up
+    ready: bool = False
+    ready_error: str | None = None
+    state: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Platform":
+        """Connect to the store and bring its schema up to date."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        db.migrate()
+        return cls(settings, db, Tenancy(db), Registry(db))
+
+    def start_compute(self) -> None:
+        """Start (or join) Ray and the engine pool. Every port of a local Ray binds 127.0.0.1."""
+        import ray
+
+        from rixin.engines.pool import EnginePool
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not ray.is_initialized():
+            if self.settings.ray_address:
+                ray.init(address=self.settings.ray_address, namespace="rixin",
+                         log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="rixin",
+                         log_to_driver=False, logging_level=logging.WARNING)
+        self.pool = EnginePool(self.settings)
+
+    def close(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Metadata store (SQLAlchemy 2 + Alembic) and the artifact store."""

@@ -1,0 +1,10 @@
+"""Alembic environment: run with the connection that store.db.Database.migrate passes in."""
+
+from alembic import context
+
+from rixin.store.schema import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

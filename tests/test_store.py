@@ -1,0 +1,88 @@
+"""The metadata store: migrations give the expected schema on SQLite and PostgreSQL, and
+the tenancy service keeps keys hashed and revocable."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+
+from conftest import POSTGRES_URL, fresh_postgres_database
+from rixin.errors import NotFound, Unauthenticated
+from rixin.store.db import Database
+from rixin.store.tenancy import Tenancy, hash_key
+
+EXPECTED = {
+    "projects": {"id", "name", "created_at"},
+    "api_keys": {"id", "project_id", "key_hash", "prefix", "name", "is_admin", "created_at", "revoked_at"},
+    "models": {"id", "project_id", "kind", "engine", "format", "path", "size_bytes", "source", "owned_by",
+               "parent_id", "context_length", "meta", "created_at"},
+}
+
+
+@pytest.fixture(params=["sqlite"] + (["postgres"] if POSTGRES_URL else []))
+def db(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'rixin.db'}" if request.param == "sqlite" else fresh_postgres_database()
+    database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def test_migrations_create_the_expected_schema(db):
+    inspector = inspect(db.engine)
+    tables = set(inspector.get_table_names())
+    assert set(EXPECTED) | {"alembic_version"} <= tables
+    for table, columns in EXPECTED.items():
+        assert {c["name"] for c in inspector.get_columns(table)} == columns, table
+    assert {tuple(u["column_names"]) for u in inspector.get_unique_constraints("api_keys")} | {
+        tuple(i["column_names"]) for i in inspector.get_indexes("api_keys") if i.get("unique")} >= {("key_hash",)}
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_migrate_is_idempotent(db):
+    db.migrate()
+    db.migrate()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_sqlite_uses_wal(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    database.migrate()
+    with database.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    database.dispose()
+
+
+def test_keys_hashed_authenticated_and_revoked(db):
+    tenancy = Tenancy(db)
+    new = tenancy.create_key("acme", name="ci")
+    caller = tenancy.authenticate(new.key)
+    assert caller.project_name == "acme" and not caller.is_admin
+    with db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT key_hash, prefix FROM api_keys")).all()
+    assert stored == [(hash_key(new.key), new.key[:7])]
+    tenancy.revoke_key("acme", new.id)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        tenancy.authenticate(new.key)
+    with pytest.raises(Unauthenticated):
+        tenancy.authenticate("rx-not-a-key")
+    with pytest.raises(Unauthenticated):
+        tenancy.authenticate(None)
+
+
+def test_revoke_needs_the_right_project(db):
+    tenancy = Tenancy(db)
+    key = tenancy.create_key("one")
+    tenancy.ensure_project("two")
+    with pytest.raises(NotFound):
+        tenancy.revoke_key("two", key.id)
+
+
+def test_admin_key_bootstrap_is_idempotent(db):
+    tenancy = Tenancy(db)
+    assert not tenancy.has_admin_key()
+    assert tenancy.ensure_admin_key("rx-boot") is True
+    assert tenancy.ensure_admin_key("rx-boot") is False
+    assert tenancy.authenticate("rx-boot").is_admin and tenancy.has_admin_key()
