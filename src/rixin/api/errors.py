@@ -98,6 +98,14 @@ def _validation_message(err: dict, param: str | None) -> tuple[str, str]:
     return "invalid_value", f"Invalid '{param}': {err.get('msg', 'invalid value')}."
 
 
+def _rixin_cause(exc: Exception) -> RixinError | None:
+    """Our error behind FastAPI's generic 'error parsing the body' (maybe inside a task group)."""
+    cause = exc.__cause__
+    while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+        cause = cause.exceptions[0]
+    return cause if isinstance(cause, RixinError) else None
+
+
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -134,8 +142,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
-        if isinstance(exc.__cause__, RixinError):  # e.g. the body limit, hit while FastAPI reads the body
-            return rixin_error_response(exc.__cause__)
+        cause = _rixin_cause(exc)
+        if cause is not None:  # e.g. the body limit, hit while FastAPI reads the body
+            return rixin_error_response(cause)
         where = f"{request.method} {request.url.path}"
         if exc.status_code == 404:
             message = f"Unknown request URL: {where}. Check the path; the API lives under /v1."

@@ -161,6 +161,6 @@ class Registry:
                                 "to it. List models with GET /v1/models.", param="model")
         if kind is not None and row.kind != kind:
             use = "/v1/embeddings" if row.kind == "embedding" else "/v1/chat/completions or /v1/completions"
-            raise InvalidRequest(f"The model '{model_id}' is a {row.kind} model; use it with {use}.",
+            raise InvalidRequest(f"The model '{model_id}' is {'an' if row.kind == 'embedding' else 'a'} {row.kind} model; use it with {use}.",
                                  param="model", code="model_not_supported")
         return row

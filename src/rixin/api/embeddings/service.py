@@ -20,8 +20,9 @@ def texts_of(value) -> list[str]:
                              "send strings.", param="input", code="invalid_type")
     for i, t in enumerate(texts):
         if not t:
-            raise InvalidRequest(f"Invalid 'input[{i}]': empty string; every input must contain text.",
-                                 param="input" if isinstance(value, str) else f"input[{i}]", code="empty_string")
+            param = "input" if isinstance(value, str) else f"input[{i}]"
+            raise InvalidRequest(f"Invalid '{param}': empty string; every input must contain text.",
+                                 param=param, code="empty_string")
     return texts
 
 
