@@ -3,6 +3,8 @@ the tenancy service keeps keys hashed and revocable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -16,7 +18,25 @@ EXPECTED = {
     "api_keys": {"id", "project_id", "key_hash", "prefix", "name", "is_admin", "created_at", "revoked_at"},
     "models": {"id", "project_id", "kind", "engine", "format", "path", "size_bytes", "source", "owned_by",
                "parent_id", "context_length", "meta", "created_at"},
+    "files": {"id", "project_id", "filename", "purpose", "bytes", "sha256", "status", "status_details",
+              "created_at"},
 }
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from rixin.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_migrations_are_a_single_ordered_chain():
+    names = sorted(p.name for p in (Path(__file__).parents[1] / "src/rixin/store/migrations/versions").glob("0*.py"))
+    assert names and head_revision() == names[-1].split("_")[0]
 
 
 @pytest.fixture(params=["sqlite"] + (["postgres"] if POSTGRES_URL else []))
@@ -37,7 +57,7 @@ def test_migrations_create_the_expected_schema(db):
     assert {tuple(u["column_names"]) for u in inspector.get_unique_constraints("api_keys")} | {
         tuple(i["column_names"]) for i in inspector.get_indexes("api_keys") if i.get("unique")} >= {("key_hash",)}
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
 
 
 def test_migrate_is_idempotent(db):

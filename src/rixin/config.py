@@ -26,6 +26,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted; larger gets 413."
     )
+    max_file_bytes: int = Field(
+        512 * 2**20, ge=1024, description="Largest file accepted by POST /v1/files; larger gets 413."
+    )
     max_n: int = Field(8, ge=1, description="Largest `n` (choices per request) accepted.")
     engine_queue_size: int = Field(
         64, ge=1, description="Requests waiting per engine replica before 429 with retry-after."
@@ -46,12 +49,9 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        """Settings from RIXIN_* environment variables, then explicit overrides (CLI flags)."""
-        env = {
-            "database_url": os.environ.get("RIXIN_DATABASE_URL"),
-            "admin_key": os.environ.get("RIXIN_ADMIN_KEY"),
-            "ray_address": os.environ.get("RIXIN_RAY_ADDRESS"),
-        }
-        values = {k: v for k, v in env.items() if v}
+        """Settings from RIXIN_<FIELD> environment variables (e.g. RIXIN_DATABASE_URL,
+        RIXIN_ADMIN_KEY, RIXIN_MAX_N), then explicit overrides (CLI flags)."""
+        values = {name: os.environ[f"RIXIN_{name.upper()}"] for name in cls.model_fields
+                  if os.environ.get(f"RIXIN_{name.upper()}")}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from rixin.config import Settings
 from rixin.models.registry import Registry
+from rixin.store.artifacts import ArtifactStore
 from rixin.store.db import Database
+from rixin.store.files import Files
 from rixin.store.tenancy import Tenancy
 
 log = logging.getLogger("rixin")
@@ -23,6 +25,8 @@ class Platform:
     db: Database
     tenancy: Tenancy
     registry: Registry
+    artifacts: ArtifactStore
+    files: Files
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
     ready: bool = False
     ready_error: str | None = None
@@ -34,7 +38,8 @@ class Platform:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         db.migrate()
-        return cls(settings, db, Tenancy(db), Registry(db))
+        artifacts = ArtifactStore(settings.data_dir / "artifacts")
+        return cls(settings, db, Tenancy(db), Registry(db), artifacts, Files(db, artifacts))
 
     def start_compute(self) -> None:
         """Start (or join) Ray and the engine pool. Every port of a local Ray binds 127.0.0.1."""

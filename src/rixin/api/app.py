@@ -15,6 +15,7 @@ from rixin.api import errors
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.embeddings.router import router as embeddings_router
+from rixin.api.files.router import router as files_router
 from rixin.api.models.router import router as models_router
 from rixin.api.projects.router import router as projects_router
 from rixin.api.system.router import router as system_router
@@ -25,19 +26,27 @@ from rixin.platform import Platform
 log = logging.getLogger("rixin.api")
 
 
-class BodyLimit:
-    """413 for a body over the limit, whether it announces its length or streams it."""
+# multipart framing and the purpose field around an uploaded file
+UPLOAD_OVERHEAD = 1 << 20
 
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+
+class BodyLimit:
+    """413 for a body over the limit, whether it announces its length or streams it.
+    File uploads have their own, larger limit (the file part is checked exactly as it is
+    written to disk)."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int):
+        self.app, self.limit, self.upload_limit = app, limit, upload_limit + UPLOAD_OVERHEAD
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+        limit = self.upload_limit if upload else self.limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = PayloadTooLarge(f"Request body too large: the limit is {self.limit} bytes. "
+        too_large = PayloadTooLarge(f"Request body too large: the limit is {limit} bytes. "
                                     "Send less data per request.")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             return await errors.rixin_error_response(too_large)(scope, receive, send)
         seen = 0
 
@@ -45,7 +54,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise too_large
             return message
 
@@ -74,7 +83,8 @@ def create_app(platform: Platform) -> FastAPI:
         return response
 
     for router in (system_router, models_router, chat_router, completions_router,
-                   embeddings_router, projects_router):
+                   embeddings_router, files_router, projects_router):
         app.include_router(router)
-    app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
+                       upload_limit=platform.settings.max_file_bytes)
     return app

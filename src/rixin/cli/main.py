@@ -61,6 +61,7 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
     platform = Platform.open(settings)
     platform.registry.sync_bundled()
+    platform.artifacts.sweep_tmp()
     new_admin_key = bootstrap_admin(platform)
     url = f"http://{host}:{port}"
     console.print(f"rixin will serve at [bold]{url}[/bold] (OpenAI-compatible API at {url}/v1); "

@@ -1,0 +1,67 @@
+"""/v1/files: upload (streamed to disk), list, retrieve, content, delete."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from rixin.api.deps import get_caller, get_platform
+from rixin.api.files.protocol import file_object
+from rixin.api.files.upload import receive_upload
+from rixin.errors import RixinError
+from rixin.platform import Platform
+from rixin.store.files import check_filename, check_purpose
+from rixin.store.tenancy import Caller
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/files")
+async def upload_file(request: Request, platform: Platform = Depends(get_platform),
+                      caller: Caller = Depends(get_caller)):
+    upload = await receive_upload(request, platform.artifacts, platform.settings.max_file_bytes)
+    try:
+        purpose = check_purpose(upload.fields.get("purpose"))
+        filename = check_filename(upload.filename)
+    except RixinError:
+        upload.abort()
+        raise
+    sha256, size = await run_in_threadpool(upload.writer.commit)
+    row = await run_in_threadpool(platform.files.record, caller, filename=filename, purpose=purpose,
+                                  sha256=sha256, size=size)
+    return file_object(row)
+
+
+@router.get("/files")
+async def list_files(purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
+                     after: str | None = None, order: Literal["asc", "desc"] = "desc",
+                     platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
+    rows, has_more = await run_in_threadpool(platform.files.list, caller, purpose=purpose, limit=limit,
+                                             after=after, order=order)
+    data = [file_object(r) for r in rows]
+    return {"object": "list", "data": data, "has_more": has_more,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+@router.get("/files/{file_id}")
+async def retrieve_file(file_id: str, platform: Platform = Depends(get_platform),
+                        caller: Caller = Depends(get_caller)):
+    return file_object(await run_in_threadpool(platform.files.get, caller, file_id))
+
+
+@router.get("/files/{file_id}/content")
+async def file_content(file_id: str, platform: Platform = Depends(get_platform),
+                       caller: Caller = Depends(get_caller)):
+    row = await run_in_threadpool(platform.files.get, caller, file_id)
+    return FileResponse(platform.files.path(row), media_type="application/octet-stream",
+                        filename=row.filename)
+
+
+@router.delete("/files/{file_id}")
+async def delete_file(file_id: str, platform: Platform = Depends(get_platform),
+                      caller: Caller = Depends(get_caller)):
+    row = await run_in_threadpool(platform.files.delete, caller, file_id)
+    return {"id": row.id, "object": "file", "deleted": True}

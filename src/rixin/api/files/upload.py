@@ -1,0 +1,94 @@
+"""Streaming multipart/form-data: the file part goes straight into an artifact writer
+(hashed while written, never whole in memory); small fields are collected as text."""
+
+from __future__ import annotations
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from rixin.errors import InvalidRequest
+from rixin.store.artifacts import ArtifactStore
+
+FIELD_LIMIT = 64 * 1024
+
+
+class Upload:
+    def __init__(self, artifacts: ArtifactStore, file_limit: int):
+        self.artifacts, self.file_limit = artifacts, file_limit
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.writer = None
+        self._headers: dict[bytes, bytes] = {}
+        self._field = b""
+        self._name: str | None = None
+        self._value = bytearray()
+        self._is_file = False
+
+    # python-multipart callbacks, in the order the parser calls them
+    def on_part_begin(self):
+        self._headers, self._value, self._name, self._is_file = {}, bytearray(), None, False
+
+    def on_header_field(self, data, start, end):
+        self._field += data[start:end]
+
+    def on_header_value(self, data, start, end):
+        self._headers[self._field.lower()] = self._headers.get(self._field.lower(), b"") + data[start:end]
+
+    def on_header_end(self):
+        self._field = b""
+
+    def on_headers_finished(self):
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options and self._name == "file":
+            if self.writer is not None:
+                raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_value")
+            self._is_file = True
+            self.filename = options[b"filename"].decode("utf-8", "replace")
+            self.writer = self.artifacts.writer(limit=self.file_limit)
+
+    def on_part_data(self, data, start, end):
+        if self._is_file:
+            self.writer.write(bytes(data[start:end]))
+        else:
+            self._value += data[start:end]
+            if len(self._value) > FIELD_LIMIT:
+                raise InvalidRequest(f"Form field '{self._name}' is too long.", param=self._name)
+
+    def on_part_end(self):
+        if not self._is_file and self._name:
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def callbacks(self) -> dict:
+        names = ("on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+                 "on_headers_finished", "on_part_data", "on_part_end")
+        return {n: getattr(self, n) for n in names}
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+async def receive_upload(request: Request, artifacts: ArtifactStore, file_limit: int) -> Upload:
+    """Parse the request body; on any failure no partial artifact remains."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in options:
+        raise InvalidRequest("Upload files as multipart/form-data with a 'file' part and a "
+                             "'purpose' field.", param="file", code="invalid_value")
+    upload = Upload(artifacts, file_limit)
+    parser = MultipartParser(options[b"boundary"], upload.callbacks())
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as e:
+        upload.abort()
+        raise InvalidRequest(f"The multipart body is malformed: {e}", param="file") from e
+    except BaseException:  # disconnects and cancellations too: never leave a partial file
+        upload.abort()
+        raise
+    if upload.writer is None:
+        raise InvalidRequest("Missing required parameter: 'file'.", param="file",
+                             code="missing_required_parameter")
+    return upload

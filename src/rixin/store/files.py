@@ -1,0 +1,85 @@
+"""Files: rows in the metadata store, bytes in the artifact store, both per project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select, tuple_
+
+from rixin.errors import InvalidRequest, NotFound
+from rixin.store.artifacts import ArtifactStore
+from rixin.store.db import Database
+from rixin.store.schema import File
+from rixin.store.tenancy import Caller, new_id
+
+UPLOAD_PURPOSES = ("fine-tune", "batch", "evals", "user_data", "raw")
+SYSTEM_PURPOSES = ("fine-tune-results",)
+
+
+def check_purpose(purpose: str | None) -> str:
+    if purpose not in UPLOAD_PURPOSES:
+        raise InvalidRequest(f"Invalid 'purpose': {purpose!r}. Supported values are: "
+                             f"{', '.join(repr(p) for p in UPLOAD_PURPOSES)}.", param="purpose",
+                             code="invalid_value")
+    return purpose
+
+
+def check_filename(filename: str | None) -> str:
+    name = Path(filename or "").name
+    if not name or len(name) > 512:
+        raise InvalidRequest("The uploaded file needs a file name (at most 512 characters).",
+                             param="file", code="invalid_value")
+    return name
+
+
+class Files:
+    def __init__(self, db: Database, artifacts: ArtifactStore):
+        self.db, self.artifacts = db, artifacts
+
+    def record(self, caller: Caller, *, filename: str, purpose: str, sha256: str, size: int,
+               status_details: str | None = None) -> File:
+        """Register stored bytes (already an artifact) as a file of the caller's project."""
+        row = File(id=new_id("file"), project_id=caller.project_id, filename=filename,
+                   purpose=purpose, bytes=size, sha256=sha256, status="processed",
+                   status_details=status_details)
+        with self.db.session() as s:
+            s.add(row)
+        return row
+
+    def get(self, caller: Caller, file_id: str) -> File:
+        with self.db.session() as s:
+            row = s.get(File, file_id)
+        if row is None or row.project_id != caller.project_id:
+            raise NotFound(f"No such File object: {file_id}", param="file_id")
+        return row
+
+    def path(self, row: File) -> Path:
+        return self.artifacts.path(row.sha256)
+
+    def list(self, caller: Caller, *, purpose: str | None = None, limit: int = 10000,
+             after: str | None = None, order: str = "desc") -> tuple[list[File], bool]:
+        """Files of the caller's project, newest first by default; (page, has_more)."""
+        with self.db.session() as s:
+            q = select(File).where(File.project_id == caller.project_id)
+            if purpose:
+                q = q.where(File.purpose == purpose)
+            newest_first = order == "desc"
+            if after:
+                anchor = s.get(File, after)
+                if anchor is None or anchor.project_id != caller.project_id:
+                    raise NotFound(f"No such File object: {after}", param="after")
+                key, mark = tuple_(File.created_at, File.id), tuple_(anchor.created_at, anchor.id)
+                q = q.where(key < mark if newest_first else key > mark)
+            keys = (File.created_at.desc(), File.id.desc()) if newest_first else (File.created_at, File.id)
+            rows = list(s.scalars(q.order_by(*keys).limit(limit + 1)))
+        return rows[:limit], len(rows) > limit
+
+    def delete(self, caller: Caller, file_id: str) -> File:
+        row = self.get(caller, file_id)
+        with self.db.session() as s:
+            s.delete(s.get(File, row.id))
+            s.flush()
+            still_used = s.scalar(select(func.count()).select_from(File).where(File.sha256 == row.sha256))
+        if not still_used:  # content-addressed: other files may share these bytes
+            self.artifacts.delete(row.sha256)
+        return row
