@@ -1,0 +1,1 @@
+"""Data: ingestion, dataset versions, cleaning blocks, format checks and reports."""
