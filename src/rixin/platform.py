@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 
 from rixin.config import Settings
+from rixin.data.datasets import Datasets
+from rixin.jobs.store import JobStore
 from rixin.models.registry import Registry
 from rixin.store.artifacts import ArtifactStore
 from rixin.store.db import Database
@@ -27,6 +29,8 @@ class Platform:
     registry: Registry
     artifacts: ArtifactStore
     files: Files
+    datasets: Datasets
+    jobs: JobStore
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
     ready: bool = False
     ready_error: str | None = None
@@ -39,13 +43,25 @@ class Platform:
         db = Database(settings.resolved_database_url)
         db.migrate()
         artifacts = ArtifactStore(settings.data_dir / "artifacts")
-        return cls(settings, db, Tenancy(db), Registry(db), artifacts, Files(db, artifacts))
+        files = Files(db, artifacts)
+        return cls(settings, db, Tenancy(db), Registry(db), artifacts, files,
+                   Datasets(db, artifacts, files), JobStore(db))
+
+    @property
+    def work_dir(self):
+        """Where jobs keep their resumable state (shards, markers, checkpoints)."""
+        return self.settings.data_dir / "jobs"
 
     def start_compute(self) -> None:
-        """Start (or join) Ray and the engine pool. Every port of a local Ray binds 127.0.0.1."""
-        import ray
-
+        """Start (or join) Ray and the engine pool."""
         from rixin.engines.pool import EnginePool
+
+        self.start_ray()
+        self.pool = EnginePool(self.settings)
+
+    def start_ray(self) -> None:
+        """Join --ray-address, or start a local Ray whose every port binds 127.0.0.1."""
+        import ray
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
@@ -55,7 +71,6 @@ class Platform:
             else:
                 ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="rixin",
                          log_to_driver=False, logging_level=logging.WARNING)
-        self.pool = EnginePool(self.settings)
 
     def close(self) -> None:
         import ray

@@ -14,13 +14,17 @@ from rixin import __version__, metrics
 from rixin.api import errors
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
+from rixin.api.datasets.router import router as datasets_router
 from rixin.api.embeddings.router import router as embeddings_router
 from rixin.api.files.router import router as files_router
+from rixin.api.jobs.router import router as jobs_router
 from rixin.api.models.router import router as models_router
 from rixin.api.projects.router import router as projects_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.errors import PayloadTooLarge
+from rixin.jobs.kinds import HANDLERS
+from rixin.jobs.runner import JobRunner
 from rixin.platform import Platform
 
 log = logging.getLogger("rixin.api")
@@ -64,9 +68,11 @@ class BodyLimit:
 def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        task = asyncio.create_task(warm_up(platform))
+        tasks = [asyncio.create_task(warm_up(platform)),
+                 asyncio.create_task(JobRunner(platform, platform.jobs, HANDLERS).loop())]
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(title="rixin", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
@@ -83,7 +89,7 @@ def create_app(platform: Platform) -> FastAPI:
         return response
 
     for router in (system_router, models_router, chat_router, completions_router,
-                   embeddings_router, files_router, projects_router):
+                   embeddings_router, files_router, datasets_router, jobs_router, projects_router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

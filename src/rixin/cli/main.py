@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from rixin.cli import data as data_commands
 from rixin.config import Settings
 from rixin.errors import RixinError
 from rixin.platform import Platform
@@ -189,6 +190,8 @@ def models_list(data_dir: Path):
                       projects.get(m.project_id, "(all)"), m.path)
     Console(width=max(160, console.width)).print(table)
 
+
+data_commands.register(main, open_platform, data_dir_option, cli_errors)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,241 @@
+"""Cleaning a dataset version into a new version, on Ray Data, resumable shard by shard.
+
+    version JSONL ─split─▶ shards/NNNNN.in.jsonl ─Ray Data map (per-document blocks)─▶
+    shards/NNNNN.out.jsonl + .sig.npy + .report.json + .done ─driver─▶ exact and near dedup
+    over all shards ─▶ new version artifact + merged report
+
+A shard whose `.done` marker exists is never processed again, so a job killed halfway and
+restarted (by the gateway's runner or `rixin data clean --resume`) redoes only the rest.
+Every write is atomic (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from rixin.data.blocks import Doc, apply_blocks
+from rixin.data.records import iter_jsonl
+from rixin.data.recipe import Recipe, build_blocks, load_recipe, parse_recipe
+from rixin.data.report import Report
+from rixin.errors import InvalidRequest
+from rixin.store.schema import Job
+from rixin.store.tenancy import Caller
+
+SHARD_SIZE = 2000
+TRANSFORMS = ("normalize", "pii")  # blocks that rewrite text (applied to every field of a record)
+
+
+def resolve_recipe(recipe: str | dict) -> Recipe:
+    return parse_recipe(recipe, source="recipe") if isinstance(recipe, dict) else load_recipe(recipe)
+
+
+def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict,
+                 *, claim: bool = False) -> Job:
+    """Validate and queue a cleaning job (or claim it for the calling process)."""
+    source = platform.datasets.version(caller, dataset_id, version)
+    parsed = resolve_recipe(recipe)
+    params = {"dataset_id": dataset_id, "version": source.version, "recipe": parsed.model_dump(mode="json"),
+              "recipe_name": recipe if isinstance(recipe, str) else parsed.name}
+    return platform.jobs.create(caller, "clean", params, claim=claim)
+
+
+# ---------------------------------------------------------------------- one record, one shard
+
+
+def text_fields(record: dict) -> list[tuple[list, object]]:
+    """(container, key) of every text field a cleaning block may rewrite."""
+    if "messages" in record:
+        return [(m, "content") for m in record["messages"] if isinstance(m.get("content"), str)]
+    keys = [k for k in ("text", "prompt", "completion") if isinstance(record.get(k), str)]
+    return [(record, k) for k in keys]
+
+
+def clean_record(blocks: list, transforms: list, record: dict):
+    """(kept record or None, verdict) — filters judge the whole record's text; the text
+    transforms (normalisation, PII redaction) are applied to every field separately."""
+    fields = text_fields(record)
+    joined = "\n".join(container[key] for container, key in fields)
+    verdict = apply_blocks(blocks, Doc(record["id"], joined, record.get("meta") or {}))
+    if not verdict.keep:
+        return None, verdict
+    if len(fields) == 1:
+        container, key = fields[0]
+        container[key] = verdict.text
+    else:
+        counts: Counter = Counter()
+        for container, key in fields:
+            rewritten = apply_blocks(transforms, Doc(record["id"], container[key]))
+            container[key] = rewritten.text
+            counts.update(rewritten.counts)
+        verdict.counts = dict(counts)
+    return record, verdict
+
+
+def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
+    """Ray Data map function: clean one input shard and leave its outputs and marker."""
+    from rixin.data.dedup import minhash_signature, normalized_hash
+
+    recipe = parse_recipe(recipe_data)
+    shard = Path(work) / "shards" / f"{row['index']:05d}"
+    blocks = build_blocks(recipe)
+    transforms = [b for b, step in zip(blocks, recipe.doc_steps) if step in TRANSFORMS]
+    report = Report(samples_per_reason=recipe.samples_per_reason)
+    signatures, lines = [], []
+    for record in iter_jsonl(shard.with_suffix(".in.jsonl")):
+        kept, verdict = clean_record(blocks, transforms, record)
+        report.add(Doc(record["id"], ""), verdict)
+        if kept is None:
+            continue
+        text = "\n".join(c[k] for c, k in text_fields(kept))
+        lines.append(json.dumps({"record": kept, "hash": normalized_hash(text)}, ensure_ascii=False))
+        if recipe.runs_near_dedup:
+            nd = recipe.near_dedup
+            signatures.append(minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed))
+    _atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
+    if recipe.runs_near_dedup:
+        array = np.stack(signatures) if signatures else np.zeros((0, recipe.near_dedup.num_perm), np.uint32)
+        _atomic_npy(shard.with_suffix(".sig.npy"), array)
+    _atomic_write(shard.with_suffix(".report.json"), json.dumps(report.to_dict()).encode())
+    _atomic_write(shard.with_suffix(".done"), b"")
+    return {"index": row["index"], "in": report.docs_in, "out": report.docs_out}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------- the job
+
+
+def split_into_shards(source: Path, work: Path, shard_size: int) -> int:
+    """Write the input shards once (marker `shards/split.done`); returns their number."""
+    shards = work / "shards"
+    marker = shards / "split.done"
+    if marker.exists():
+        return int(marker.read_text())
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir(parents=True)
+    count, out = 0, None
+    for n, record in enumerate(iter_jsonl(source)):
+        if n % shard_size == 0:
+            if out:
+                out.close()
+            out = (shards / f"{count:05d}.in.jsonl").open("w", encoding="utf-8")
+            count += 1
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if out:
+        out.close()
+    _atomic_write(marker, str(count).encode())
+    return count
+
+
+def run_clean(platform, job: Job, report) -> dict:
+    """Job handler: per-document blocks on Ray Data, then dedup, then the new version."""
+    import ray
+
+    params = job.params
+    recipe = parse_recipe(params["recipe"])
+    caller = Caller(job.project_id, "", "", False)
+    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
+    work = platform.work_dir / job.id
+    total = split_into_shards(platform.artifacts.path(source.sha256), work, params.get("shard_size", SHARD_SIZE))
+    done = [i for i in range(total) if (work / "shards" / f"{i:05d}.done").exists()]
+    todo = [i for i in range(total) if i not in set(done)]
+    report(stage="clean", shards_total=total, shards_done=len(done), shards_skipped=len(done),
+           records_total=source.records)
+    if todo:
+        ds = ray.data.from_items([{"index": i} for i in todo], override_num_blocks=len(todo))
+        mapped = ds.map(partial(process_shard, str(work), params["recipe"]))
+        for finished, _row in enumerate(mapped.iter_rows(), start=len(done) + 1):
+            report(shards_done=finished)
+    created = work / "version.json"  # the new version exists: a resumed job only reports it
+    if not created.exists():
+        report(stage="dedup")
+        sha256, kept, merged = dedup_and_write(platform.artifacts, work, total, recipe)
+        version = platform.datasets.add_version(
+            source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "job_id": job.id,
+                                                 "recipe_settings": params["recipe"]},
+            sha256, kept, source.format, merged)
+        _atomic_write(created, json.dumps({"version": version.version, "version_id": version.id,
+                                           "documents_out": kept}).encode())
+    result = json.loads(created.read_text())
+    report(stage="done")
+    shutil.rmtree(work / "shards", ignore_errors=True)
+    return {"dataset_id": source.dataset_id, "documents_in": source.records, **result}
+
+
+def merge_reports(work: Path, total: int, samples_per_reason: int) -> Report:
+    merged = Report(samples_per_reason=samples_per_reason)
+    for i in range(total):
+        merged.merge(Report.from_dict(json.loads((work / "shards" / f"{i:05d}.report.json").read_text())))
+    return merged
+
+
+def find_duplicates(work: Path, total: int, recipe: Recipe) -> dict[str, tuple[str, str]]:
+    """record id → (reason, id of the record it duplicates), over all shards in order."""
+    from rixin.data.dedup import near_duplicate_groups
+
+    drop: dict[str, tuple[str, str]] = {}
+    first_with_hash: dict[str, str] = {}
+    near_ids, near_rows = [], []
+    for i in range(total):
+        shard = work / "shards" / f"{i:05d}"
+        signatures = np.load(shard.with_suffix(".sig.npy")) if recipe.runs_near_dedup else None
+        for row, line in enumerate(shard.with_suffix(".out.jsonl").read_text(encoding="utf-8").splitlines()):
+            item = json.loads(line)
+            rid = item["record"]["id"]
+            if recipe.runs_exact_dedup:
+                if item["hash"] in first_with_hash:
+                    drop[rid] = ("exact_duplicate", first_with_hash[item["hash"]])
+                    continue
+                first_with_hash[item["hash"]] = rid
+            if signatures is not None:
+                near_ids.append(rid)
+                near_rows.append(signatures[row])
+    if near_ids:
+        groups = near_duplicate_groups(near_ids, np.stack(near_rows), recipe.near_dedup.threshold)
+        drop.update({rid: ("near_duplicate", kept) for rid, kept in groups.items()})
+    return drop
+
+
+def dedup_and_write(artifacts, work: Path, total: int, recipe: Recipe) -> tuple[str, int, dict]:
+    """Drop duplicates across all shards, write the new version; (sha256, kept, report)."""
+    report = merge_reports(work, total, recipe.samples_per_reason)
+    drop = find_duplicates(work, total, recipe) if recipe.runs_exact_dedup or recipe.runs_near_dedup else {}
+    kept = 0
+    with artifacts.writer() as sink:
+        for i in range(total):
+            out = []
+            for line in (work / "shards" / f"{i:05d}.out.jsonl").read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)["record"]
+                if record["id"] in drop:
+                    reason, _original = drop[record["id"]]
+                    report.add_removed(record["id"], reason, "\n".join(c[k] for c, k in text_fields(record)))
+                    continue
+                out.append(json.dumps(record, ensure_ascii=False))
+                kept += 1
+            if out:
+                sink.write(("\n".join(out) + "\n").encode())
+        sha256, _ = sink.commit()
+    if kept == 0:
+        raise InvalidRequest("Cleaning removed every record; loosen the recipe's thresholds "
+                             f"(removed: {dict(report.removed)}).", param="recipe")
+    return sha256, kept, report.to_dict()

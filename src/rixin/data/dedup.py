@@ -1,0 +1,199 @@
+"""Exact and near deduplication as pure functions, so the orchestrator can run them shard by
+shard (hashes, signatures) and then once over the whole dataset (grouping).
+
+Exact: `normalized_hash(text)` hashes the matching form of a text (NFKC, case-folded,
+punctuation and symbols removed, whitespace collapsed), so copies that differ only in case,
+spacing or punctuation collide. Keep the first document per hash (`exact_duplicates`).
+
+Near: MinHash over character n-gram shingles of the same matching form, then LSH banding.
+Character shingles (default n=5) work for every script: Chinese has no spaces to split words
+on, and in English a changed word disturbs only the ~n+len(word) shingles around it. MinHash
+is rensa's RMinHash (Rust; about 3x faster than a vectorised numpy version and 10x faster
+than datasketch on our corpus, with the same accuracy), seeded, so signatures are
+deterministic for a given rensa ALGORITHM_VERSION (recorded in MINHASH_ALGORITHM; signatures
+from different versions must not be mixed).
+
+`near_duplicate_groups` finds candidate pairs that share an LSH bucket, keeps the pairs whose
+estimated Jaccard similarity (the fraction of equal signature slots) reaches the threshold,
+joins them with union-find and maps every removed id to the earliest id of its group.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import re
+import unicodedata
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import rensa
+
+MINHASH_ALGORITHM = f"rensa.RMinHash/v{rensa.RMinHash.ALGORITHM_VERSION}/char-shingles"
+EMPTY_SLOT = np.uint32(0xFFFFFFFF)  # the value of every slot of a text with no shingles
+_NOT_WORD = re.compile(r"[\W_]+")
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_ALL_PAIRS_UP_TO = 32  # larger LSH buckets are paired first-with-each and neighbour-with-neighbour
+
+
+def normalized_text(text: str) -> str:
+    """The matching form: NFKC, case-folded, punctuation/symbols removed, spaces collapsed."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_NOT_WORD.sub(" ", folded).split())
+
+
+def normalized_hash(text: str) -> str:
+    """A stable 128-bit hex digest (BLAKE2b) of `normalized_text(text)`."""
+    return hashlib.blake2b(normalized_text(text).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def exact_duplicates(ids: Sequence[Hashable], hashes: Sequence[str]) -> dict:
+    """Map each id whose hash was seen before to the first id with that hash."""
+    first: dict[str, Hashable] = {}
+    removed = {}
+    for doc_id, digest in zip(ids, hashes, strict=True):
+        kept = first.setdefault(digest, doc_id)
+        if kept != doc_id:
+            removed[doc_id] = kept
+    return removed
+
+
+def shingles(text: str, ngram: int = 5) -> list[str]:
+    """Character n-grams of the matching form; a text shorter than n is one shingle."""
+    norm = normalized_text(text)
+    if len(norm) <= ngram:
+        return [norm] if norm else []
+    return [norm[i : i + ngram] for i in range(len(norm) - ngram + 1)]
+
+
+def minhash_signature(text: str, num_perm: int = 128, ngram: int = 5, seed: int = 42) -> np.ndarray:
+    """MinHash signature (uint32[num_perm]) of the character shingles of `text`."""
+    tokens = shingles(text, ngram)
+    if not tokens:
+        return np.full(num_perm, EMPTY_SLOT, np.uint32)
+    sketch = rensa.RMinHash(num_perm=num_perm, seed=seed)
+    sketch.update(tokens)
+    return np.asarray(sketch.digest(), dtype=np.uint32)
+
+
+def _area(y: np.ndarray, x: np.ndarray) -> float:
+    """Trapezoid-rule integral of y over x."""
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2)
+
+
+@functools.lru_cache(maxsize=64)
+def lsh_params(
+    threshold: float, num_perm: int, fp_weight: float = 0.05, fn_weight: float = 0.95
+) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising the weighted areas of false
+    positives (similarity below threshold yet a candidate) and false negatives (above yet not
+    a candidate), as datasketch does. False negatives weigh 19x more here: every candidate
+    is verified afterwards, so a false positive costs only time, a false negative recall.
+    For 0.8 and 128 permutations this gives 16 bands of 8 rows: a pair at similarity 0.85 is
+    a candidate with probability 0.994 (datasketch's equal weights: 0.40), one at 0.5 with 0.06."""
+    s = np.linspace(0.0, 1.0, 2001)
+    below, above = s <= threshold, s >= threshold
+    best, best_cost = (1, num_perm), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            p = 1.0 - (1.0 - s**rows) ** bands  # P(candidate | similarity s)
+            fp = _area(p[below], s[below])
+            fn = _area(1.0 - p[above], s[above])
+            cost = fp_weight * fp + fn_weight * fn
+            if cost < best_cost:
+                best, best_cost = (bands, rows), cost
+    return best
+
+
+def lsh_bands(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    """One bucket key per band: 16 bytes of BLAKE2b over (band index, the band's slots).
+    Keys of different bands never collide, so shards can be joined on the key alone."""
+    sig = np.ascontiguousarray(signature, dtype=np.uint32)
+    return [
+        hashlib.blake2b(
+            b.to_bytes(2, "little") + sig[b * rows : (b + 1) * rows].tobytes(), digest_size=16
+        ).digest()
+        for b in range(bands)
+    ]
+
+
+def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """uint64 bucket key of each row's band (n,): a multiply-add over its `rows` slots."""
+    key = np.zeros(len(sig), np.uint64)
+    for col in range(band * rows, (band + 1) * rows):
+        key = key * _MIX + sig[:, col].astype(np.uint64)
+    return key
+
+
+def _candidate_pairs(sig: np.ndarray, bands: int, rows: int, usable: np.ndarray) -> np.ndarray:
+    """Index pairs (i < j), int64[m, 2], of rows sharing a bucket in at least one band."""
+    found: set[tuple[int, int]] = set()
+    index = np.flatnonzero(usable)
+    for band in range(bands):
+        keys = _band_keys(sig[index], band, rows)
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = counts[inverse] > 1
+        members, buckets = index[shared], inverse[shared]
+        order = np.lexsort((members, buckets))
+        members, buckets = members[order], buckets[order]
+        starts = np.flatnonzero(np.diff(buckets, prepend=-1))
+        for group in np.split(members, starts[1:]):
+            group = group.tolist()
+            if len(group) <= _ALL_PAIRS_UP_TO:
+                found.update(itertools.combinations(group, 2))
+            else:
+                found.update((group[0], j) for j in group[1:])
+                found.update(zip(group, group[1:]))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def _estimated_jaccard(sig: np.ndarray, pairs: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    out = np.empty(len(pairs))
+    for s in range(0, len(pairs), chunk):
+        i, j = pairs[s : s + chunk, 0], pairs[s : s + chunk, 1]
+        out[s : s + chunk] = (sig[i] == sig[j]).mean(axis=1)
+    return out
+
+
+def near_duplicate_groups(
+    ids: Sequence[Hashable],
+    signatures: np.ndarray | Sequence[np.ndarray],
+    threshold: float = 0.8,
+    bands: int | None = None,
+    rows: int | None = None,
+) -> dict:
+    """Map each near-duplicate id to the kept id (the earliest, in input order, of its group).
+
+    signatures: uint32[n, num_perm] (or n arrays), row k belonging to ids[k]. Texts without
+    shingles (all slots EMPTY_SLOT) are never near duplicates. bands/rows default to
+    lsh_params(threshold, num_perm).
+    """
+    sig = np.asarray(signatures, dtype=np.uint32)
+    n = len(ids)
+    if sig.ndim != 2 or sig.shape[0] != n:
+        raise ValueError(f"signatures must be [len(ids), num_perm], got {sig.shape} for {n} ids")
+    if n < 2:
+        return {}
+    if bands is None or rows is None:
+        bands, rows = lsh_params(round(threshold, 6), sig.shape[1])
+    if bands * rows > sig.shape[1]:
+        raise ValueError(f"bands*rows = {bands * rows} exceeds num_perm = {sig.shape[1]}")
+    usable = ~(sig == EMPTY_SLOT).all(axis=1)
+    pairs = _candidate_pairs(sig, bands, rows, usable)
+    pairs = pairs[_estimated_jaccard(sig, pairs) >= threshold] if len(pairs) else pairs
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in pairs.tolist():
+        ri, rj = find(i), find(j)
+        if ri != rj:  # the smaller index (earlier document) becomes the root that is kept
+            parent[max(ri, rj)] = min(ri, rj)
+    return {ids[k]: ids[find(k)] for k in range(n) if find(k) != k}

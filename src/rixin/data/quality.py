@@ -1,0 +1,197 @@
+"""Gopher-style quality heuristics (Rae et al. 2021, "Scaling Language Models", appendix A).
+
+Words are runs of letters and digits, and every CJK character is a word of its own: Chinese
+and Japanese put no spaces between words, and one character carries about as much text as a
+short English word, so the word-count and n-gram rules keep their meaning there. The mean
+word length rule only applies when most words are not CJK.
+
+The rules run cheapest first and the first failing one is the reason:
+
+    too_short / too_long           word count outside [min_words, max_words]
+    mean_word_length               mean length of non-CJK words outside its range
+    symbol_ratio                   '#' and ellipses per word
+    alpha_words / alnum_chars      too few words with a letter / letters+digits among chars
+    stop_words                     too few English stop words (off by default)
+    bullet_lines / ellipsis_lines  too many lines starting with a bullet / ending in '...'
+    dup_line_fraction, dup_paragraph_fraction, dup_line_chars, dup_paragraph_chars
+    top_{n}gram                    the most frequent word n-gram covers too many characters
+    dup_{n}gram                    repeated word n-grams cover too many characters
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from rixin.data.blocks import CJK_RANGES, Doc, Verdict
+from rixin.data.recipe import QualityConfig
+
+_WORD = re.compile(f"[{CJK_RANGES}]|[^\\W_{CJK_RANGES}]+")
+_LATIN_WORD = re.compile(f"[^\\W_{CJK_RANGES}]+")
+_SPACE_TOKEN = re.compile(f"[{CJK_RANGES}]|[^\\s{CJK_RANGES}]+")
+_LETTER = re.compile(r"[^\W\d_]")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_SPACES = re.compile(r"\s+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "◦", "‣", "⁃", "➢", "→", "·", "-", "*", "–")
+_ELLIPSES = ("...", "…")
+_STOP_WORDS = frozenset("the be to of and that have with".split())
+# Odd 64-bit multiplier for rolling n-gram keys; wrap-around collisions are ~2^-64 per pair.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+class QualityFilter:
+    """Drops low-quality documents; the reason names the first rule that failed."""
+
+    name = "quality"
+
+    def __init__(self, config: QualityConfig | None = None):
+        self.config = config or QualityConfig()
+
+    def __call__(self, doc: Doc) -> Verdict:
+        reason = quality_reason(doc.text, self.config)
+        if reason:
+            return Verdict.dropped(reason, doc.text)
+        return Verdict.passed(doc.text)
+
+
+def quality_reason(text: str, cfg: QualityConfig) -> str | None:
+    """The reason code of the first failing rule, or None when `text` passes them all."""
+    words = _WORD.findall(text.lower())
+    return (
+        _word_rules(text, words, cfg)
+        or _line_rules(text, cfg)
+        or _repetition_rules(text, cfg)
+        or _ngram_rules(words, cfg)
+    )
+
+
+def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
+    n_words = len(words)
+    if cfg.min_words is not None and n_words < cfg.min_words:
+        return "too_short"
+    if cfg.max_words is not None and n_words > cfg.max_words:
+        return "too_long"
+    latin = _LATIN_WORD.findall(text)
+    if latin and len(latin) * 2 >= n_words:  # mostly non-CJK: word length means something
+        mean = sum(map(len, latin)) / len(latin)
+        if cfg.min_mean_word_length is not None and mean < cfg.min_mean_word_length:
+            return "mean_word_length"
+        if cfg.max_mean_word_length is not None and mean > cfg.max_mean_word_length:
+            return "mean_word_length"
+    if cfg.max_symbol_word_ratio is not None:
+        symbols = text.count("#") + text.count("...") + text.count("…")
+        if symbols > cfg.max_symbol_word_ratio * max(n_words, 1):
+            return "symbol_ratio"
+    if cfg.min_alpha_word_fraction is not None:
+        tokens = _SPACE_TOKEN.findall(text)
+        alpha = sum(1 for t in tokens if _LETTER.search(t))
+        if alpha < cfg.min_alpha_word_fraction * len(tokens):
+            return "alpha_words"
+    if cfg.min_alnum_char_fraction is not None:
+        visible = len(_SPACES.sub("", text))
+        if len(_NOT_ALNUM.sub("", text)) < cfg.min_alnum_char_fraction * visible:
+            return "alnum_chars"
+    if cfg.min_stop_words is not None:
+        if sum(1 for w in words if w in _STOP_WORDS) < cfg.min_stop_words:
+            return "stop_words"
+    return None
+
+
+def _line_rules(text: str, cfg: QualityConfig) -> str | None:
+    lines = [line.strip() for line in text.split("\n")]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None
+    if cfg.max_bullet_line_fraction is not None:
+        bullets = sum(1 for line in lines if line.startswith(_BULLETS))
+        if bullets > cfg.max_bullet_line_fraction * len(lines):
+            return "bullet_lines"
+    if cfg.max_ellipsis_line_fraction is not None:
+        ellipses = sum(1 for line in lines if line.endswith(_ELLIPSES))
+        if ellipses > cfg.max_ellipsis_line_fraction * len(lines):
+            return "ellipsis_lines"
+    return None
+
+
+def _duplicates(parts: list[str]) -> tuple[int, int]:
+    """(number of parts equal to an earlier part, their total characters)."""
+    seen: set[str] = set()
+    count = chars = 0
+    for part in parts:
+        if part in seen:
+            count += 1
+            chars += len(part)
+        else:
+            seen.add(part)
+    return count, chars
+
+
+def _repetition_rules(text: str, cfg: QualityConfig) -> str | None:
+    total = max(len(text), 1)
+    checks = (
+        ([s for s in (x.strip() for x in text.split("\n")) if s], "line"),
+        ([s for s in (x.strip() for x in _PARAGRAPH_BREAK.split(text)) if s], "paragraph"),
+    )
+    for parts, kind in checks:
+        if not parts:
+            continue
+        count, chars = _duplicates(parts)
+        max_fraction = getattr(cfg, f"max_duplicate_{kind}_fraction")
+        if max_fraction is not None and count > max_fraction * len(parts):
+            return f"dup_{kind}_fraction"
+        max_chars = getattr(cfg, f"max_duplicate_{kind}_char_fraction")
+        if max_chars is not None and chars > max_chars * total:
+            return f"dup_{kind}_chars"
+    return None
+
+
+def _ngram_rules(words: list[str], cfg: QualityConfig) -> str | None:
+    """Top n-gram and duplicated n-gram character fractions over the word sequence.
+
+    Words become int ids; the key of the n-gram starting at i is built from the (n-1)-gram
+    key by one multiply-add (keys: int64[len(words) - n + 1]), so each n costs one np.unique.
+    """
+    top, dup = cfg.max_top_ngram_char_fraction, cfg.max_duplicate_ngram_char_fraction
+    if len(words) < 2 or not (top or dup):
+        return None
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), np.uint64, len(words))
+    lengths = np.fromiter(map(len, words), np.int64, len(words))
+    total = int(lengths.sum())
+    # chars_from[i] = characters in words[:i]; an n-gram at i covers chars_from[i+n]-chars_from[i]
+    chars_from = np.concatenate([[0], np.cumsum(lengths)])
+    keys = ids.copy()
+    for n in range(2, max([*top, *dup]) + 1):
+        if len(words) < n:
+            break
+        keys = keys[:-1] * _MIX + ids[n - 1 :]
+        if n in top and _top_ngram_fraction(keys, chars_from, n, total) > top[n]:
+            return f"top_{n}gram"
+        if n in dup and _dup_ngram_fraction(keys, lengths, n, total) > dup[n]:
+            return f"dup_{n}gram"
+    return None
+
+
+def _top_ngram_fraction(keys: np.ndarray, chars_from: np.ndarray, n: int, total: int) -> float:
+    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    best = int(counts.argmax())
+    if counts[best] < 2:
+        return 0.0
+    start = int(first[best])
+    return int(counts[best]) * int(chars_from[start + n] - chars_from[start]) / total
+
+
+def _dup_ngram_fraction(keys: np.ndarray, lengths: np.ndarray, n: int, total: int) -> float:
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    repeats = np.flatnonzero(first[inverse] < np.arange(len(keys)))
+    if len(repeats) == 0:
+        return 0.0
+    # Mark the words covered by every repeated occurrence with a +1/-1 difference array.
+    cover = np.zeros(len(lengths) + 1, np.int64)
+    np.add.at(cover, repeats, 1)
+    np.add.at(cover, repeats + n, -1)
+    covered = np.cumsum(cover[:-1]) > 0
+    return int(lengths[covered].sum()) / total
+

@@ -1,0 +1,1 @@
+"""Long-running jobs: their records, claiming, progress and resumption after a restart."""
