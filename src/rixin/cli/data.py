@@ -95,9 +95,10 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
     @click.option("--recipe", default="default", show_default=True, help="A packaged name or a YAML file.")
     @click.option("--version", "version", type=int, default=None, help="Default: the newest.")
     @click.option("--resume", "resume", default=None, help="Resume an interrupted cleaning job by id.")
+    @click.option("--shard-size", default=2000, show_default=True, help="Records per shard (unit of resume).")
     @data_dir_option
     @cli_errors
-    def clean(dataset, project, recipe, version, resume, data_dir):
+    def clean(dataset, project, recipe, version, resume, shard_size, data_dir):
         """Clean a dataset version into a new version, with live progress."""
         from rixin.data.clean import submit_clean
         from rixin.jobs.kinds import HANDLERS
@@ -109,7 +110,7 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
             platform.jobs.get(caller, resume)
             job = platform.jobs.reclaim(resume)
         else:
-            job = submit_clean(platform, caller, dataset, version, recipe, claim=True)
+            job = submit_clean(platform, caller, dataset, version, recipe, shard_size=shard_size, claim=True)
         console.print(f"cleaning job {job.id}")
         job = follow_job(platform, job, HANDLERS)
         if job.status != "succeeded":

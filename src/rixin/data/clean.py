@@ -37,12 +37,12 @@ def resolve_recipe(recipe: str | dict) -> Recipe:
 
 
 def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict,
-                 *, claim: bool = False) -> Job:
+                 *, shard_size: int = SHARD_SIZE, claim: bool = False) -> Job:
     """Validate and queue a cleaning job (or claim it for the calling process)."""
     source = platform.datasets.version(caller, dataset_id, version)
     parsed = resolve_recipe(recipe)
     params = {"dataset_id": dataset_id, "version": source.version, "recipe": parsed.model_dump(mode="json"),
-              "recipe_name": recipe if isinstance(recipe, str) else parsed.name}
+              "recipe_name": recipe if isinstance(recipe, str) else parsed.name, "shard_size": shard_size}
     return platform.jobs.create(caller, "clean", params, claim=claim)
 
 
@@ -104,6 +104,8 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
         _atomic_npy(shard.with_suffix(".sig.npy"), array)
     _atomic_write(shard.with_suffix(".report.json"), json.dumps(report.to_dict()).encode())
     _atomic_write(shard.with_suffix(".done"), b"")
+    with (Path(work) / "processed.log").open("a") as log:  # an audit trail of shard runs
+        log.write(f"{row['index']} {os.getpid()}\n")
     return {"index": row["index"], "in": report.docs_in, "out": report.docs_out}
 
 
@@ -156,7 +158,7 @@ def run_clean(platform, job: Job, report) -> dict:
     caller = Caller(job.project_id, "", "", False)
     source = platform.datasets.version(caller, params["dataset_id"], params["version"])
     work = platform.work_dir / job.id
-    total = split_into_shards(platform.artifacts.path(source.sha256), work, params.get("shard_size", SHARD_SIZE))
+    total = split_into_shards(platform.artifacts.path(source.sha256), work, params["shard_size"])
     done = [i for i in range(total) if (work / "shards" / f"{i:05d}.done").exists()]
     todo = [i for i in range(total) if i not in set(done)]
     report(stage="clean", shards_total=total, shards_done=len(done), shards_skipped=len(done),

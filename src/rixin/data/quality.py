@@ -1,9 +1,11 @@
 """Gopher-style quality heuristics (Rae et al. 2021, "Scaling Language Models", appendix A).
 
-Words are runs of letters and digits, and every CJK character is a word of its own: Chinese
-and Japanese put no spaces between words, and one character carries about as much text as a
-short English word, so the word-count and n-gram rules keep their meaning there. The mean
-word length rule only applies when most words are not CJK.
+Words are runs of letters and digits; runs of CJK characters (Chinese, Japanese kana) are cut
+into words by rjieba (jieba's dictionary segmenter in Rust, ~20 µs per 300 characters), so
+the word-count and word n-gram rules mean for Chinese what they mean for English. Counting
+every character as a word instead made 18% of clean generated Chinese documents fail
+dup_5gram: a repeated 5-character phrase is only two or three words. The mean word length
+rule only applies when most words are not CJK.
 
 The rules run cheapest first and the first failing one is the reason:
 
@@ -11,6 +13,7 @@ The rules run cheapest first and the first failing one is the reason:
     mean_word_length               mean length of non-CJK words outside its range
     symbol_ratio                   '#' and ellipses per word
     alpha_words / alnum_chars      too few words with a letter / letters+digits among chars
+    unique_words                   too few distinct words among the first 200 (not Gopher)
     stop_words                     too few English stop words (off by default)
     bullet_lines / ellipsis_lines  too many lines starting with a bullet / ending in '...'
     dup_line_fraction, dup_paragraph_fraction, dup_line_chars, dup_paragraph_chars
@@ -24,10 +27,10 @@ import re
 
 import numpy as np
 
-from rixin.data.blocks import CJK_RANGES, Doc, Verdict
+from rixin.data.blocks import CJK_CHAR, CJK_RANGES, Doc, Verdict
 from rixin.data.recipe import QualityConfig
 
-_WORD = re.compile(f"[{CJK_RANGES}]|[^\\W_{CJK_RANGES}]+")
+_RUN = re.compile(f"([{CJK_RANGES}]+)|[^\\W_{CJK_RANGES}]+")
 _LATIN_WORD = re.compile(f"[^\\W_{CJK_RANGES}]+")
 _SPACE_TOKEN = re.compile(f"[{CJK_RANGES}]|[^\\s{CJK_RANGES}]+")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -36,6 +39,7 @@ _SPACES = re.compile(r"\s+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "◦", "‣", "⁃", "➢", "→", "·", "-", "*", "–")
 _ELLIPSES = ("...", "…")
+_DIVERSITY_WINDOW = 200  # words; longer texts repeat words naturally, so look at a prefix
 _STOP_WORDS = frozenset("the be to of and that have with".split())
 # Odd 64-bit multiplier for rolling n-gram keys; wrap-around collisions are ~2^-64 per pair.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -58,13 +62,28 @@ class QualityFilter:
 
 def quality_reason(text: str, cfg: QualityConfig) -> str | None:
     """The reason code of the first failing rule, or None when `text` passes them all."""
-    words = _WORD.findall(text.lower())
+    words = split_words(text.lower())
     return (
         _word_rules(text, words, cfg)
         or _line_rules(text, cfg)
         or _repetition_rules(text, cfg)
         or _ngram_rules(words, cfg)
     )
+
+
+def split_words(text: str) -> list[str]:
+    """Words in order: letter/digit runs, and jieba words inside runs of CJK characters."""
+    if not CJK_CHAR.search(text):
+        return _LATIN_WORD.findall(text)
+    import rjieba
+
+    words: list[str] = []
+    for match in _RUN.finditer(text):
+        if match.group(1):
+            words.extend(rjieba.cut(match.group(1)))
+        else:
+            words.append(match.group(0))
+    return words
 
 
 def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
@@ -93,6 +112,10 @@ def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
         visible = len(_SPACES.sub("", text))
         if len(_NOT_ALNUM.sub("", text)) < cfg.min_alnum_char_fraction * visible:
             return "alnum_chars"
+    if cfg.min_unique_word_fraction is not None and words:
+        window = words[:_DIVERSITY_WINDOW]
+        if len(set(window)) < cfg.min_unique_word_fraction * len(window):
+            return "unique_words"
     if cfg.min_stop_words is not None:
         if sum(1 for w in words if w in _STOP_WORDS) < cfg.min_stop_words:
             return "stop_words"

@@ -112,6 +112,13 @@ class QualityConfig(_Strict):
         description="Fewest letters or digits among non-space characters (not in Gopher; catches "
         "symbol soup whose 'words' still contain a letter).",
     )
+    min_unique_word_fraction: float | None = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Fewest distinct words among the first 200 words (not in Gopher; catches "
+        "keyword stuffing that shuffles a few words; natural text is above 0.4).",
+    )
     min_stop_words: int | None = Field(
         None,
         ge=0,

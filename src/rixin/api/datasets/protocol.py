@@ -19,6 +19,7 @@ class CreateDataset(Lenient):
 class CleanDataset(Lenient):
     version: Annotated[StrictInt, Field(ge=1)] | None = None
     recipe: StrictStr | dict = "default"
+    shard_size: Annotated[StrictInt, Field(ge=10, le=1_000_000)] = 2000
 
 
 def version_object(v: DatasetVersion) -> dict:

@@ -56,5 +56,6 @@ async def version_records(dataset_id: str, version: int, offset: int = Query(0, 
 @router.post("/datasets/{dataset_id}/clean")
 async def clean_dataset(dataset_id: str, body: CleanDataset, platform: Platform = Depends(get_platform),
                         caller: Caller = Depends(get_caller)):
-    job = await run_in_threadpool(submit_clean, platform, caller, dataset_id, body.version, body.recipe)
+    job = await run_in_threadpool(lambda: submit_clean(platform, caller, dataset_id, body.version, body.recipe,
+                                                       shard_size=body.shard_size))
     return job_object(job)
