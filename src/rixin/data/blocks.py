@@ -55,11 +55,11 @@ class Verdict:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def passed(cls, text: str, **meta: Any) -> "Verdict":
+    def passed(cls, text: str, **meta: Any) -> Verdict:
         return cls(True, None, text, {}, meta)
 
     @classmethod
-    def dropped(cls, reason: str, text: str, **meta: Any) -> "Verdict":
+    def dropped(cls, reason: str, text: str, **meta: Any) -> Verdict:
         return cls(False, reason, text, {}, meta)
 
 
@@ -103,7 +103,7 @@ class Normalize:
 
     def __init__(self, config: NormalizeConfig | None = None):
         self.config = config or NormalizeConfig()
-        self._newlines = re.compile("\n{%d,}" % (self.config.max_consecutive_newlines + 1))
+        self._newlines = re.compile(f"\n{{{self.config.max_consecutive_newlines + 1},}}")
 
     def __call__(self, doc: Doc) -> Verdict:
         cfg, text = self.config, doc.text
@@ -143,21 +143,38 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+def _trie_regex(terms: Sequence[str]) -> str:
+    """An alternation of `terms` as a character trie ("cat|car" -> "ca(?:r|t)"), so a long
+    list costs one pass over the text instead of one attempt per term at every position."""
+    trie: dict = {}
+    for term in terms:
+        node = trie
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a term ends here
+
+    def build(node: dict) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        if "" in node:  # a term ends here and longer ones go on: the rest is optional
+            return "(?:" + "|".join(branches) + ")?"
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return build(trie)
+
+
 def terms_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:
     """One regex matching any of `terms` in folded text. Terms with a CJK character match
     anywhere; others only between non-word characters (a CJK neighbour counts as a boundary,
     since Chinese text puts no spaces around embedded English words)."""
-    if not terms:
-        return None
+    folded = {fold(t.strip()) for t in terms}
+    cjk = [t for t in folded if CJK_CHAR.search(t)]
+    other = [t for t in folded if not CJK_CHAR.search(t)]
     word_char = f"[^\\W{CJK_RANGES}]"  # a word character that is not CJK
-    parts = []
-    for term in sorted({fold(t.strip()) for t in terms}, key=len, reverse=True):
-        escaped = re.escape(term)
-        if CJK_CHAR.search(term):
-            parts.append(escaped)
-        else:
-            parts.append(f"(?<!{word_char}){escaped}(?!{word_char})")
-    return re.compile("|".join(parts))
+    parts = [f"(?<!{word_char})(?:{_trie_regex(other)})(?!{word_char})"] if other else []
+    parts += [f"(?:{_trie_regex(cjk)})"] if cjk else []
+    return re.compile("|".join(parts)) if parts else None
 
 
 class WordList:

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rixin.errors import InvalidRequest
 
 PiiType = Literal["email", "phone", "ip_address", "credit_card", "cn_id", "iban"]
 PII_TYPES: tuple[PiiType, ...] = ("email", "phone", "ip_address", "credit_card", "cn_id", "iban")
 
-DocStep = Literal["normalize", "quality", "language", "words", "pii"]
-DedupStep = Literal["exact_dedup", "near_dedup"]
+Step = Literal["normalize", "quality", "language", "words", "pii", "exact_dedup", "near_dedup"]
 DOC_STEPS = ("normalize", "quality", "language", "words", "pii")
 DEDUP_STEPS = ("exact_dedup", "near_dedup")
 
@@ -206,6 +205,8 @@ class WordsConfig(_Strict):
     def _no_blank_terms(cls, value: list[str]) -> list[str]:
         if any(not term.strip() for term in value):
             raise ValueError("terms must not be empty or blank")
+        if any(len(term) > 200 for term in value):
+            raise ValueError("terms must be at most 200 characters long")
         return value
 
 
@@ -239,7 +240,7 @@ class Recipe(_Strict):
 
     name: str = Field("custom", description="A name for people; shown in reports.")
     description: str = Field("", description="What this recipe is for.")
-    steps: list[DocStep | DedupStep] = Field(
+    steps: list[Step] = Field(
         default_factory=lambda: [*DOC_STEPS[:4], "pii", *DEDUP_STEPS],
         description="Steps to run, in order. Per-document steps first; exact_dedup and "
         "near_dedup, when listed, come after all of them (they need the whole dataset).",
@@ -256,19 +257,18 @@ class Recipe(_Strict):
         5, ge=0, le=100, description="Removed documents kept as examples per reason in the report."
     )
 
-    @model_validator(mode="after")
-    def _steps_in_order(self) -> "Recipe":
-        if len(set(self.steps)) != len(self.steps):
+    @field_validator("steps")
+    @classmethod
+    def _steps_in_order(cls, steps: list[str]) -> list[str]:
+        if len(set(steps)) != len(steps):
             raise ValueError("a step is listed twice")
         seen_dedup = False
-        for step in self.steps:
+        for step in steps:
             if step in DEDUP_STEPS:
                 seen_dedup = True
             elif seen_dedup:
-                raise ValueError(
-                    f"'{step}' comes after a dedup step; list exact_dedup/near_dedup last"
-                )
-        return self
+                raise ValueError(f"'{step}' comes after a dedup step; list exact_dedup/near_dedup last")
+        return steps
 
     @property
     def doc_steps(self) -> list[str]:
@@ -297,7 +297,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def _recipe_error(exc: ValidationError, source: str) -> InvalidRequest:
     first = exc.errors()[0]
-    loc = tuple(first["loc"])
+    loc = tuple(p for p in first["loc"] if p != "[key]")  # "[key]": the error is in a dict key
     path = ".".join(str(p) for p in loc) or "(top level)"
     if first["type"] == "extra_forbidden":
         model = _model_at(loc)
@@ -310,7 +310,8 @@ def _recipe_error(exc: ValidationError, source: str) -> InvalidRequest:
     else:
         got = first.get("input")
         shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-        message = f"{source}: invalid value at '{path}': {first['msg']}{shown}."
+        reason = first["msg"].removeprefix("Value error, ")
+        message = f"{source}: invalid value at '{path}': {reason}{shown}."
     more = len(exc.errors()) - 1
     if more:
         message += f" ({more} more problem{'s' if more > 1 else ''} after fixing this one.)"

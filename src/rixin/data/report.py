@@ -49,7 +49,7 @@ class Report:
         if len(kept) < self.samples_per_reason:
             kept.append({"id": str(doc_id), "text": redact(text)[0][:SAMPLE_CHARS]})
 
-    def merge(self, other: "Report") -> "Report":
+    def merge(self, other: Report) -> Report:
         """Add `other` (a later shard) into this report; returns self."""
         self.docs_in += other.docs_in
         self.removed.update(other.removed)
@@ -71,7 +71,7 @@ class Report:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Report":
+    def from_dict(cls, data: dict[str, Any]) -> Report:
         return cls(
             samples_per_reason=int(data.get("samples_per_reason", 5)),
             docs_in=int(data["documents_in"]),
