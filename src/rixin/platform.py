@@ -17,6 +17,7 @@ from rixin.store.artifacts import ArtifactStore
 from rixin.store.db import Database
 from rixin.store.files import Files
 from rixin.store.tenancy import Tenancy
+from rixin.train.events import JobEvents
 
 log = logging.getLogger("rixin")
 
@@ -31,6 +32,7 @@ class Platform:
     files: Files
     datasets: Datasets
     jobs: JobStore
+    events: "JobEvents"
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
     ready: bool = False
     ready_error: str | None = None
@@ -45,7 +47,7 @@ class Platform:
         artifacts = ArtifactStore(settings.data_dir / "artifacts")
         files = Files(db, artifacts)
         return cls(settings, db, Tenancy(db), Registry(db), artifacts, files,
-                   Datasets(db, artifacts, files), JobStore(db))
+                   Datasets(db, artifacts, files), JobStore(db), JobEvents(db))
 
     @property
     def work_dir(self):

@@ -17,9 +17,12 @@ from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
 from rixin.api.embeddings.router import router as embeddings_router
 from rixin.api.files.router import router as files_router
+from rixin.api.fine_tuning.router import router as fine_tuning_router
 from rixin.api.jobs.router import router as jobs_router
+from rixin.api.labeling.router import router as labeling_router
 from rixin.api.models.router import router as models_router
 from rixin.api.projects.router import router as projects_router
+from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.errors import PayloadTooLarge
@@ -89,7 +92,8 @@ def create_app(platform: Platform) -> FastAPI:
         return response
 
     for router in (system_router, models_router, chat_router, completions_router,
-                   embeddings_router, files_router, datasets_router, jobs_router, projects_router):
+                   embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
+                   projects_router, labeling_router, review_router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rixin.cli import data as data_commands
+from rixin.cli import train as train_commands
+from rixin.cli import label as label_commands
 from rixin.config import Settings
 from rixin.errors import RixinError
 from rixin.platform import Platform
@@ -192,6 +194,8 @@ def models_list(data_dir: Path):
 
 
 data_commands.register(main, open_platform, data_dir_option, cli_errors)
+train_commands.register(main, open_platform, data_dir_option, cli_errors)
+label_commands.register(main, open_platform, data_dir_option, cli_errors)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
 import ray
@@ -51,6 +51,7 @@ class EnginePool:
 
     async def replica(self, spec: ModelSpec) -> Replica:
         """The replica serving `spec`, started (and its model loaded) on first use."""
+        spec = spec.replica
         lock = self._locks.setdefault(spec.id, asyncio.Lock())
         async with lock:
             current = self.replicas.get(spec.id)
@@ -122,6 +123,8 @@ class EnginePool:
     async def generate(self, spec: ModelSpec, request: GenerateRequest) -> AsyncIterator[Chunk]:
         """Stream chunks. A replica that dies before the first chunk is waited for and the
         request retried once (nothing was sent yet); after that, the error reaches the client."""
+        if spec.adapter is not None:
+            request = replace(request, adapter=spec.adapter)
         replica = await self.replica(spec)
         async with self._slot(replica):
             for attempt in (1, 2):
@@ -162,3 +165,23 @@ class EnginePool:
             out.append({"model": r.spec.id, "engine": info.engine, "pid": info.pid, "state": state,
                         "context_length": info.context_length, "inflight": r.inflight, **stats})
         return out
+
+
+def engine_actor(spec: ModelSpec, settings: Settings) -> ray.actor.ActorHandle:
+    """The replica serving `spec` for synchronous callers (job code in a worker thread or the
+    CLI): the same named actor, with the same options, as EnginePool.replica, so a job and the
+    gateway share one replica; created and loaded if it does not exist yet. A model that only
+    adds an adapter is served by its base's replica: callers set request.adapter."""
+    spec = spec.replica
+    remote = ray.remote(EngineActor).options(
+        name=f"engine:{spec.id}", namespace=NAMESPACE, get_if_exists=True,
+        max_restarts=-1, max_task_retries=0, num_cpus=settings.engine_num_cpus,
+        max_concurrency=settings.engine_queue_size + 4,
+    )
+    actor = remote.remote(spec, settings.engine_threads, settings.chat_context)
+    try:
+        ray.get(actor.info.remote())
+    except RayTaskError as e:
+        ray.kill(actor)
+        raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
+    return actor

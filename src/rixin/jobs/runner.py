@@ -23,6 +23,10 @@ class Cancelled(Exception):
     """Raised inside a job when its row says it was cancelled."""
 
 
+class Paused(Exception):
+    """Raised by a job that stopped at a checkpoint on request; it resumes when queued again."""
+
+
 def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) -> Job:
     """Run one claimed job to a final state; used by the gateway runner and by the CLI."""
 
@@ -34,7 +38,7 @@ def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) ->
     try:
         result = handlers[job.kind](platform, job, report)
         return jobs.finish(job.id, "succeeded", result=result)
-    except Cancelled:
+    except (Cancelled, Paused):
         return jobs.get(None, job.id)
     except RixinError as e:
         return jobs.finish(job.id, "failed", error={"message": e.message, "code": e.code, "param": e.param})

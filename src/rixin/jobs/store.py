@@ -45,7 +45,8 @@ class JobStore:
 
     def create(self, caller: Caller, kind: str, params: dict, *, claim: bool = False) -> Job:
         """A queued job; with claim, already running for this process (the CLI runs it itself)."""
-        job = Job(id=new_id(f"{kind}job"), project_id=caller.project_id, kind=kind,
+        prefix = {"fine_tune": "ftjob"}.get(kind, f"{kind}job")
+        job = Job(id=new_id(prefix), project_id=caller.project_id, kind=kind,
                   status="running" if claim else "queued", params=params, progress={},
                   attempts=1 if claim else 0, owner=this_owner() if claim else None,
                   started_at=utcnow() if claim else None)
@@ -84,6 +85,16 @@ class JobStore:
             for job in orphans:
                 job.status, job.owner = "queued", None
             return [j.id for j in orphans]
+
+    def set_status(self, job_id: str, status: str) -> None:
+        """A non-final state change (validating_files → queued, running → paused → queued)."""
+        assert status not in FINAL
+        with self.db.session() as s:
+            job = s.get(Job, job_id)
+            if job.status not in FINAL:
+                job.status = status
+                if status == "queued":
+                    job.owner = None
 
     def progress(self, job_id: str, **values) -> None:
         with self.db.session() as s:

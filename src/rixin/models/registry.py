@@ -7,6 +7,7 @@ it is loadable without running code from it (no trust_remote_code, no pickles).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -36,10 +37,22 @@ class ModelSpec:
     format: str
     path: str
     context_length: int | None = None
+    adapter: str | None = None
+    """A LoRA adapter applied per request over the base weights at `path`."""
+
+    @property
+    def replica(self) -> "ModelSpec":
+        """The spec of the engine replica that serves this model: models that only add an
+        adapter share their base's replica."""
+        if self.adapter is None:
+            return self
+        digest = hashlib.sha1(self.path.encode()).hexdigest()[:12]
+        return ModelSpec(f"base-{digest}", self.kind, self.engine, self.format, self.path, self.context_length)
 
 
 def spec_of(row: Model) -> ModelSpec:
-    return ModelSpec(row.id, row.kind, row.engine, row.format, row.path, row.context_length)
+    return ModelSpec(row.id, row.kind, row.engine, row.format, row.path, row.context_length,
+                     (row.meta or {}).get("adapter"))
 
 
 def _package_dir(name: str) -> Path | None:
@@ -142,6 +155,18 @@ class Registry:
                         path=str(Path(path).expanduser().resolve()), size_bytes=size, source="user",
                         owned_by=owned_by, meta={})
             s.add(row)
+        return row
+
+    def add_finetuned(self, model_id: str, project_id: str, path: str, *, parent: str, owned_by: str,
+                      meta: dict) -> Model:
+        """Register a fine-tuned model (weights at `path`, or base at `path` + meta['adapter'])."""
+        size = _dir_size(Path(meta.get("adapter") or path))
+        row = Model(id=model_id, project_id=project_id, kind="chat", engine="transformers", format="hf",
+                    path=path, size_bytes=size, source="fine-tune", owned_by=owned_by, parent_id=parent,
+                    meta=meta)
+        with self.db.session() as s:
+            if s.get(Model, model_id) is None:
+                s.add(row)
         return row
 
     def list(self, caller: Caller | None = None) -> list[Model]:

@@ -72,6 +72,10 @@ class Tenancy:
         with self.db.session() as s:
             return list(s.scalars(select(Project).order_by(Project.created_at, Project.id)))
 
+    def project_name(self, project_id: str) -> str:
+        with self.db.session() as s:
+            return s.get(Project, project_id).name
+
     def get_project(self, name: str) -> Project:
         with self.db.session() as s:
             project = s.scalar(select(Project).where(Project.name == name))

@@ -1,0 +1,1 @@
+"""Training: fine-tuning recipes (supervised, DPO, continued pretraining) on Ray Train."""

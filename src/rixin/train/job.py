@@ -1,0 +1,259 @@
+"""Fine-tuning jobs: validate and queue (at create), then run on Ray Train (the runner).
+
+States: validating_files → queued → running → succeeded | failed | cancelled, and paused.
+The driver thread tails <work>/metrics.jsonl written by rank 0 and turns it into events,
+checkpoints and progress; pause and cancel reach the workers through <work>/control.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from rixin.data.formats import check_file
+from rixin.errors import InvalidRequest, NotFound
+from rixin.jobs.runner import Cancelled, Paused
+from rixin.store.schema import Job, Model, utcnow
+from rixin.store.tenancy import Caller
+from rixin.train.base import starting_point
+from rixin.train.config import METHODS, Hyperparameters
+
+SUFFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FILE_FORMATS = {"supervised": "supervised", "dpo": "dpo", "continued_pretraining": "continued_pretraining"}
+
+
+def parse_method(method: dict | None, hyperparameters: dict | None) -> tuple[str, Hyperparameters]:
+    method = method or {"type": "supervised"}
+    kind = method.get("type")
+    if kind not in METHODS:
+        raise InvalidRequest(f"Invalid 'method.type': {kind!r}. Supported values are: {', '.join(METHODS)}.",
+                             param="method.type", code="invalid_value")
+    raw = ((method.get(kind) or {}).get("hyperparameters")) or hyperparameters or {}
+    try:
+        hp = Hyperparameters.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "hyperparameters"  # the rest names union branches
+        raise InvalidRequest(f"Invalid hyperparameter '{field}': {first['msg']}.",
+                             param=f"method.{kind}.hyperparameters.{field}", code="invalid_value") from e
+    if kind == "dpo" and hp.full_finetune:
+        raise InvalidRequest("DPO needs a LoRA adapter (the reference model is the base without it); "
+                             "drop full_finetune.", param=f"method.{kind}.hyperparameters.full_finetune")
+    return kind, hp
+
+
+def training_file(platform, caller: Caller, file_id: str | None, param: str):
+    if file_id is None:
+        return None
+    try:
+        row = platform.files.get(caller, file_id)
+    except NotFound as e:
+        raise NotFound(f"No such File object: {file_id} (in '{param}').", param=param) from e
+    if row.purpose != "fine-tune":
+        raise InvalidRequest(f"File {file_id} has purpose '{row.purpose}'; upload training data with "
+                             "purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+    return row
+
+
+def validate_files(platform, params: dict, method: str) -> dict | None:
+    """OpenAI-style error object for the first invalid file, or None when both are valid."""
+    for key in ("training_file", "validation_file"):
+        if not params.get(key):
+            continue
+        path = platform.artifacts.path(params[f"{key}_sha256"])
+        minimum = 10 if key == "training_file" else 1
+        report = check_file(path, method=method, min_examples=minimum)
+        if not report.ok:
+            first = report.problems[:3]
+            message = " ".join(p.message for p in first)
+            more = len(report.problems) - len(first)
+            return {"code": f"invalid_{key}", "param": key,
+                    "message": f"The job failed due to an invalid {key.replace('_', ' ')}. {message}"
+                               + (f" ({more} more problems.)" if more else "")}
+    return None
+
+
+def create_job(platform, caller: Caller, *, model: str, training_file_id: str, validation_file_id: str | None,
+               suffix: str | None, seed: int | None, method: dict | None, hyperparameters: dict | None,
+               metadata: dict | None) -> Job:
+    row = platform.registry.get(model, caller, kind="chat")
+    kind, hp = parse_method(method, hyperparameters)
+    if suffix is not None and not SUFFIX.match(suffix):
+        raise InvalidRequest("Invalid 'suffix': 1-64 letters, digits, '-' or '_'.", param="suffix")
+    train = training_file(platform, caller, training_file_id, "training_file")
+    valid = training_file(platform, caller, validation_file_id, "validation_file")
+    params = {"model": row.id, "training_file": train.id, "training_file_sha256": train.sha256,
+              "validation_file": valid.id if valid else None,
+              "validation_file_sha256": valid.sha256 if valid else None, "suffix": suffix,
+              "seed": seed if seed is not None else int(time.time()) % 2**31, "method": kind,
+              "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata}
+    job = platform.jobs.create(caller, "fine_tune", params)
+    platform.jobs.set_status(job.id, "validating_files")
+    platform.events.add(job.id, "Validating training file: " + train.id)
+    error = validate_files(platform, params, FILE_FORMATS[kind])
+    if error is not None:
+        platform.events.add(job.id, error["message"], level="error")
+        return platform.jobs.finish(job.id, "failed", error=error)
+    platform.jobs.set_status(job.id, "queued")
+    platform.events.add(job.id, "Files validated, job queued")
+    return platform.jobs.get(None, job.id)
+
+
+def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> str:
+    return f"ft:{base}:{project}:{suffix or ''}:{job_id}"
+
+
+class MetricsTail:
+    """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress."""
+
+    def __init__(self, platform, job: Job, work: Path, report):
+        self.platform, self.job, self.work, self.report = platform, job, work, report
+        self.offset, self.rows, self.last = 0, [], {}
+
+    def poll(self) -> None:
+        path = self.work / "metrics.jsonl"
+        if not path.exists():
+            return
+        with path.open() as f:
+            f.seek(self.offset)
+            lines = f.readlines()
+            self.offset = f.tell() - (len(lines[-1]) if lines and not lines[-1].endswith("\n") else 0)
+        for line in lines:
+            if line.endswith("\n"):
+                self.record(json.loads(line))
+
+    def record(self, item: dict) -> None:
+        events, job_id, kind = self.platform.events, self.job.id, item.get("event")
+        if kind == "step":
+            self.rows.append(item)
+            self.last = item
+            data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
+                                         "total_steps", "trained_tokens")}
+            events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
+                       type="metrics", data=data)
+            remaining = (item["total_steps"] - item["step"]) * self._seconds_per_step()
+            self.report(step=item["step"], total_steps=item["total_steps"], train_loss=item["train_loss"],
+                        tokens_per_second=item["tokens_per_second"], trained_tokens=item["trained_tokens"],
+                        estimated_finish=int(time.time() + remaining))
+        elif kind == "checkpoint":
+            metrics = {"step": item["step"], "train_loss": item["train_loss"], "valid_loss": item["valid_loss"]}
+            self.platform.events.add_checkpoint(job_id, item["step"], item["path"], metrics)
+            if item["valid_loss"] is not None:
+                self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
+            events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
+        elif kind in ("started", "resumed", "paused", "cancelled", "finished"):
+            events.add(job_id, {"started": "Training started", "resumed": f"Resumed from {item.get('checkpoint')}",
+                                "paused": "Training paused at a checkpoint", "cancelled": "Training stopped",
+                                "finished": "Training finished"}[kind],
+                       data={k: v for k, v in item.items() if k not in ("event", "time")})
+
+    def _seconds_per_step(self) -> float:
+        steps = [r for r in self.rows if "train_loss" in r and "time" in r]
+        if len(steps) < 2:
+            return 0.0
+        return (steps[-1]["time"] - steps[0]["time"]) / max(1, steps[-1]["step"] - steps[0]["step"])
+
+
+def run_fine_tune(platform, job: Job, report) -> dict:
+    """Job handler: train on Ray Train, then register the model and the results file."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from rixin.train.recipe import train_loop_per_worker
+
+    params = job.params
+    caller = Caller(job.project_id, platform.tenancy.project_name(job.project_id), "job", False)
+    work = (platform.work_dir / job.id).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "control").unlink(missing_ok=True)
+    row = platform.registry.get(params["model"], caller)
+    report(stage="preparing")
+    start = starting_point(row, platform.settings.data_dir)
+    hp = Hyperparameters.model_validate(params["hyperparameters"])
+    train_path = platform.artifacts.path(params["training_file_sha256"])
+    examples = sum(1 for line in train_path.open("rb") if line.strip())
+    config = {"work_dir": str(work), "base_dir": start.base_dir, "init_adapter": start.init_adapter,
+              "init_full": start.init_full, "method": params["method"], "train_path": str(train_path),
+              "val_path": str(platform.artifacts.path(params["validation_file_sha256"]))
+              if params.get("validation_file") else None,
+              "hyperparameters": hp.model_dump(), "resolved": hp.resolved(params["method"], examples),
+              "seed": params["seed"]}
+    trainer = TorchTrainer(train_loop_per_worker, train_loop_config=config,
+                           scaling_config=ScalingConfig(num_workers=hp.num_workers, use_gpu=False),
+                           run_config=RunConfig(storage_path=str(work / "ray"), name="train",
+                                                failure_config=FailureConfig(max_failures=hp.max_failures)))
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: _fit(trainer, outcome), daemon=True)
+    tail = MetricsTail(platform, job, work, report)
+    report(stage="running")
+    thread.start()
+    try:
+        while thread.is_alive():
+            tail.poll()
+            thread.join(0.5)
+    except Cancelled:
+        (work / "control").write_text("cancel")
+        thread.join(300)
+        tail.poll()
+        raise
+    tail.poll()
+    return finish_training(platform, job, caller, work, start, hp, tail, outcome)
+
+
+def _fit(trainer, outcome: dict) -> None:
+    try:
+        outcome["result"] = trainer.fit()
+    except Exception as e:  # noqa: BLE001 - handed to the driver thread, which records it
+        outcome["error"] = e
+
+
+def finish_training(platform, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail, outcome) -> dict:
+    stop = (work / "control").read_text().strip() if (work / "control").exists() else None
+    if stop == "pause":
+        platform.jobs.set_status(job.id, "paused")
+        raise Paused(job.id)
+    if stop == "cancel":
+        raise Cancelled(job.id)
+    if "error" in outcome or not (work / "final").exists():
+        raise RuntimeError(f"training failed: {outcome.get('error')!r}")
+    target = platform.settings.data_dir.resolve() / "models" / "ft" / job.id
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(work / "final", target.with_suffix(".tmp"), dirs_exist_ok=True)
+        if hp.full_finetune:  # a full model is served on its own: it needs the tokenizer too
+            for f in Path(start.base_dir).glob("*token*"):
+                shutil.copy(f, target.with_suffix(".tmp") / f.name)
+        target.with_suffix(".tmp").rename(target)
+    params = job.params
+    model_id = fine_tuned_id(start.base_model, caller.project_name, params.get("suffix"), job.id)
+    meta = {"base_model": start.base_model, "job_id": job.id, "training_file": params["training_file"],
+            "method": params["method"]}
+    if hp.full_finetune:
+        meta["full_weights"] = str(target)
+    else:
+        meta["adapter"] = str(target)
+    platform.registry.add_finetuned(model_id, caller.project_id, str(target) if hp.full_finetune else start.base_dir,
+                                    parent=params["model"], owned_by=caller.project_name, meta=meta)
+    results = results_csv(tail.rows)
+    sha256, size = platform.artifacts.put_bytes(results.encode())
+    result_file = platform.files.record(caller, filename=f"{job.id}-results.csv", purpose="fine-tune-results",
+                                        sha256=sha256, size=size)
+    trained = tail.last.get("trained_tokens", 0)
+    platform.events.add(job.id, "The job has successfully completed", data={"fine_tuned_model": model_id})
+    shutil.rmtree(work / "ray", ignore_errors=True)
+    return {"fine_tuned_model": model_id, "trained_tokens": trained, "result_files": [result_file.id]}
+
+
+def results_csv(rows: list[dict]) -> str:
+    lines = ["step,train_loss,valid_loss,learning_rate,tokens_per_second,trained_tokens"]
+    for r in rows:
+        lines.append(",".join("" if r.get(k) is None else str(r.get(k)) for k in
+                              ("step", "train_loss", "valid_loss", "learning_rate", "tokens_per_second",
+                               "trained_tokens")))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,230 @@
+"""The fine-tuning recipe, run by every Ray Train worker. Reads top to bottom:
+
+    validate config → threads and seeds → tokenizer and model (+ LoRA, + parent adapter)
+    → encode and pack the data → optimizer and schedule → resume from the newest checkpoint
+    → DDP → the loop (accumulate, clip, step, log, checkpoint, obey pause/cancel) → final save
+
+Rank 0 writes metrics as JSON lines to <work>/metrics.jsonl (the job driver turns them into
+events) and checkpoints to <work>/checkpoints; a restarted worker group (FailureConfig) or a
+resumed job continues from the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from rixin.train import checkpoint
+from rixin.train.data import collate, count_trained_tokens, encode_record, pack, unpacked
+from rixin.train.dpo import dpo_loss, encode_preference
+
+
+def log_line(work: Path, **values) -> None:
+    with (work / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"time": time.time(), **values}) + "\n")
+
+
+def control(work: Path) -> str | None:
+    """'pause' or 'cancel' when the job was asked to stop (a file the gateway writes)."""
+    flag = work / "control"
+    return flag.read_text().strip() if flag.exists() else None
+
+
+def load_model(cfg: dict, hp: dict):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg["base_dir"], local_files_only=True)
+    weights = cfg.get("init_full") or cfg["base_dir"]
+    model = AutoModelForCausalLM.from_pretrained(weights, local_files_only=True, use_safetensors=True,
+                                                 torch_dtype=torch.float32)
+    if hp["full_finetune"]:
+        return tokenizer, model
+    if cfg.get("init_adapter"):  # incremental training: continue the parent's adapter
+        return tokenizer, PeftModel.from_pretrained(model, cfg["init_adapter"], is_trainable=True)
+    lora = LoraConfig(r=hp["lora_rank"], lora_alpha=hp["lora_alpha"], lora_dropout=hp["lora_dropout"],
+                      target_modules=hp["lora_target_modules"], task_type="CAUSAL_LM")
+    return tokenizer, get_peft_model(model, lora)
+
+
+def read_jsonl(path: str | None) -> list[dict]:
+    if not path:
+        return []
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_rows(tokenizer, records: list[dict], hp: dict) -> list:
+    encoded = [encode_record(tokenizer, r) for r in records]
+    return (pack if hp["packing"] else unpacked)(encoded, hp["max_seq_length"])
+
+
+def batches_for_epoch(rows: list, epoch: int, batch_size: int, seed: int, rank: int, world: int) -> list[list]:
+    """This rank's batches for `epoch`: a seeded shuffle, then every world-th batch."""
+    order = list(range(len(rows)))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    batches = [[rows[i] for i in order[b:b + batch_size]] for b in range(0, len(order), batch_size)]
+    usable = len(batches) - len(batches) % world if len(batches) >= world else len(batches)
+    return batches[rank:usable:world] if world > 1 else batches
+
+
+def lm_loss(model, batch: dict) -> torch.Tensor:
+    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                 attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+
+
+@torch.no_grad()
+def validation_loss(model, rows: list, pad_id: int, batch_size: int) -> float | None:
+    if not rows:
+        return None
+    model.eval()
+    losses = [lm_loss(model, collate(rows[i:i + batch_size], pad_id)).item() for i in range(0, len(rows), batch_size)]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def train_loop_per_worker(cfg: dict) -> None:
+    import ray.train
+
+    # 1. where we are, and determinism
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
+    torch.set_num_threads(hp.get("threads_per_worker") or max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(cfg["seed"])
+    random.seed(cfg["seed"])
+    # 2. model and data
+    tokenizer, model = load_model(cfg, hp)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    method = cfg["method"]
+    if method == "dpo":
+        train_rows = [encode_preference(tokenizer, r, hp["max_seq_length"]) for r in read_jsonl(cfg["train_path"])]
+        val_rows = []
+    else:
+        train_rows = build_rows(tokenizer, read_jsonl(cfg["train_path"]), hp)
+        val_rows = build_rows(tokenizer, read_jsonl(cfg.get("val_path")), hp)
+    per_epoch = math.ceil(len(batches_for_epoch(train_rows, 0, resolved["batch_size"], cfg["seed"], rank, world))
+                          / hp["gradient_accumulation_steps"])
+    total_steps = max(1, per_epoch * resolved["n_epochs"])
+    # 3. optimizer and schedule: linear warm-up, then linear decay to 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=resolved["learning_rate"], weight_decay=hp["weight_decay"])
+    warmup = int(total_steps * hp["warmup_ratio"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    # 4. resume
+    step, tokens_seen = 0, 0
+    latest = checkpoint.latest(work / "checkpoints")
+    if latest is not None:
+        load_weights(model, latest, hp)
+        state = checkpoint.restore(latest, optimizer, scheduler)
+        step, tokens_seen = state["step"], state["tokens_seen"]
+        if rank == 0:
+            log_line(work, event="resumed", step=step, checkpoint=latest.name)
+    elif rank == 0:
+        log_line(work, event="started", total_steps=total_steps, train_rows=len(train_rows),
+                 trained_tokens_per_epoch=count_trained_tokens(train_rows) if method != "dpo" else None)
+    if world > 1:
+        model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
+    # 5. the loop
+    run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+               step, tokens_seen, total_steps, per_epoch, rank, world)
+
+
+def load_weights(model, path: Path, hp: dict) -> None:
+    from safetensors.torch import load_file
+
+    if hp["full_finetune"]:
+        state = load_file(str(path / "model.safetensors"))
+        model.load_state_dict(state, strict=False)
+    else:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+
+
+def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+               step, tokens_seen, total_steps, per_epoch, rank, world) -> None:
+    import ray.train
+
+    hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
+    accumulate = hp["gradient_accumulation_steps"]
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp["precision"] == "bf16")
+    model.train()
+    started, window_tokens = time.time(), 0
+    for epoch in range(step // per_epoch, resolved["n_epochs"]):
+        batches = batches_for_epoch(train_rows, epoch, resolved["batch_size"], cfg["seed"], rank, world)
+        groups = [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
+        for index, group in enumerate(groups):
+            if epoch * per_epoch + index < step:
+                continue  # done before the checkpoint we resumed from
+            with autocast:
+                loss_value, tokens = 0.0, 0
+                for micro in group:
+                    if cfg["method"] == "dpo":
+                        loss, n = dpo_loss(model, micro, pad_id, resolved["beta"])
+                    else:
+                        batch = collate(micro, pad_id)
+                        loss, n = lm_loss(model, batch), int((batch["labels"] != -100).sum())
+                    (loss / len(group)).backward()
+                    loss_value += loss.item() / len(group)
+                    tokens += n
+            torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += tokens * world
+            window_tokens += tokens * world
+            if rank == 0:
+                elapsed = max(1e-6, time.time() - started)
+                log_line(work, event="step", step=step, total_steps=total_steps, epoch=epoch + 1,
+                         train_loss=round(loss_value, 6), learning_rate=scheduler.get_last_lr()[0],
+                         tokens_per_second=round(window_tokens / elapsed, 2), trained_tokens=tokens_seen)
+            stop = agreed_stop(control(work), world)
+            if rank == 0 and (step % hp["checkpoint_interval"] == 0 or step == total_steps or stop == "pause"):
+                save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id,
+                                resolved["batch_size"], loss_value)
+            if stop:
+                if rank == 0:
+                    log_line(work, event=stop + "d", step=step)
+                return
+    if rank == 0:
+        final, tmp = work / "final", work / "final.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        unwrap(model).save_pretrained(tmp, safe_serialization=True)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        log_line(work, event="finished", step=step, trained_tokens=tokens_seen)
+    ray.train.report({"step": step})
+
+
+def agreed_stop(flag: str | None, world: int) -> str | None:
+    """Rank 0's reading of the control flag, for every rank (they must stop at the same step)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    code = torch.tensor([{"pause": 1, "cancel": 2}.get(flag or "", 0)])
+    dist.broadcast(code, src=0)
+    return {1: "pause", 2: "cancel"}.get(int(code))
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id, batch_size,
+                    train_loss) -> None:
+    valid = validation_loss(unwrap(model), val_rows, pad_id, batch_size)
+    path = checkpoint.save(work / "checkpoints", step, unwrap(model), optimizer, scheduler,
+                           {"epoch": epoch, "tokens_seen": tokens_seen})
+    log_line(work, event="checkpoint", step=step, path=str(path), train_loss=round(train_loss, 6),
+             valid_loss=None if valid is None else round(valid, 6))
