@@ -141,7 +141,9 @@ def server(request, tmp_path_factory) -> Server:
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory) -> Server:
-    """A server of its own, for tests that break things (engine kills)."""
-    srv = start_server(tmp_path_factory.mktemp("rixin-faults"), admin_key="rx-admin-" + secrets.token_hex(8))
+    """A server of its own, for tests that break things (engine kills), with a short engine
+    queue so that back-pressure is easy to reach."""
+    srv = start_server(tmp_path_factory.mktemp("rixin-faults"), {"RIXIN_ENGINE_QUEUE_SIZE": "2"},
+                       admin_key="rx-admin-" + secrets.token_hex(8))
     yield srv
     stop_server(srv)

@@ -99,3 +99,26 @@ def test_client_disconnect_cancels_the_generation(own_server):
     assert engine_stats(own_server)["cancelled"] == before + 1
     r = client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     assert r.usage.completion_tokens > 0
+
+
+def test_full_queue_answers_429_with_retry_after(own_server):
+    """With room for 2 requests per engine, a third concurrent one is refused, not queued forever."""
+    results: list[httpx.Response] = []
+
+    def call():
+        with own_server.http() as http:
+            results.append(http.post("/v1/chat/completions", json={
+                "model": CHAT, "messages": STORY, "max_tokens": 200, "temperature": 0}))
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    codes = sorted(r.status_code for r in results)
+    assert len(codes) == 5 and 200 in codes and 429 in codes, codes
+    refused = next(r for r in results if r.status_code == 429)
+    assert refused.headers["retry-after"] == "1" and refused.headers["x-should-retry"] == "true"
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    with own_server.http() as http:
+        assert http.post("/v1/chat/completions", json={"model": CHAT, "messages": STORY, "max_tokens": 2}).status_code == 200

@@ -20,6 +20,16 @@ EXPECTED = {
                "parent_id", "context_length", "meta", "created_at"},
     "files": {"id", "project_id", "filename", "purpose", "bytes", "sha256", "status", "status_details",
               "created_at"},
+    "review_items": {"id", "project_id", "job_id", "dataset_id", "source_version_id", "record",
+                     "proposed_label", "confidence", "reason", "status", "final_label", "created_at",
+                     "reviewed_at"},
+    "datasets": {"id", "project_id", "name", "created_at"},
+    "dataset_versions": {"id", "dataset_id", "version", "parent_id", "operation", "params", "sha256", "records",
+                         "format", "report", "created_at"},
+    "jobs": {"id", "project_id", "kind", "status", "params", "progress", "result", "error", "owner", "attempts",
+             "created_at", "started_at", "finished_at"},
+    "job_events": {"id", "job_id", "seq", "level", "type", "message", "data", "created_at"},
+    "job_checkpoints": {"id", "job_id", "step", "path", "metrics", "created_at"},
 }
 
 

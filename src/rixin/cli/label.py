@@ -60,6 +60,11 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
 
         `rixin label DATASET --task spec.yaml --project P` is short for `rixin label run …`."""
 
+    register_run(label, open_platform, data_dir_option, cli_errors)
+    register_review(label, open_platform, data_dir_option, cli_errors)
+
+
+def register_run(label: click.Group, open_platform, data_dir_option, cli_errors) -> None:
     @label.command("run")
     @click.argument("dataset")
     @click.option("--task", "task_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -95,6 +100,8 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
             raise click.ClickException(f"job {job.id} {job.status}: {json.dumps(job.error)}")
         print_outcome(platform, caller, job)
 
+
+def register_review(label: click.Group, open_platform, data_dir_option, cli_errors) -> None:
     @label.group("review")
     def review():
         """The review queue: list items, accept, correct or reject them, commit a version."""

@@ -178,6 +178,28 @@ def models_add(path: Path, model_id: str, project: str | None, kind: str | None,
     click.echo(f"Added {row.id}: {row.kind} model, {row.engine} engine, {row.size_bytes / 1e6:.1f} MB.")
 
 
+@models.command("show")
+@click.argument("model_id")
+@data_dir_option
+@cli_errors
+def models_show(model_id: str, data_dir: Path):
+    """A model's details and its lineage: parent models, training files and jobs."""
+    platform = open_platform(data_dir)
+    row = platform.registry.get(model_id)
+    console.print(f"[bold]{row.id}[/bold]: {row.kind} model, {row.engine} engine, {row.source}, "
+                  f"{row.size_bytes / 1e6:.1f} MB\n  path: {row.path}")
+    for key, value in sorted((row.meta or {}).items()):
+        console.print(f"  {key}: {value}")
+    console.print("lineage:")
+    depth, current = 0, row
+    while current is not None:
+        meta = current.meta or {}
+        made = f" ← job {meta['job_id']} on {meta.get('training_file')}" if meta.get("job_id") else ""
+        console.print("  " + "  " * depth + f"{current.id}{made}")
+        current = platform.registry.get(current.parent_id) if current.parent_id else None
+        depth += 1
+
+
 @models.command("list")
 @data_dir_option
 @cli_errors

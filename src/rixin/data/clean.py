@@ -25,6 +25,7 @@ from rixin.data.records import iter_jsonl
 from rixin.data.recipe import Recipe, build_blocks, load_recipe, parse_recipe
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
+from rixin.store.artifacts import atomic_write
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 
@@ -98,24 +99,15 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
         if recipe.runs_near_dedup:
             nd = recipe.near_dedup
             signatures.append(minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed))
-    _atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
+    atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
     if recipe.runs_near_dedup:
         array = np.stack(signatures) if signatures else np.zeros((0, recipe.near_dedup.num_perm), np.uint32)
         _atomic_npy(shard.with_suffix(".sig.npy"), array)
-    _atomic_write(shard.with_suffix(".report.json"), json.dumps(report.to_dict()).encode())
-    _atomic_write(shard.with_suffix(".done"), b"")
+    atomic_write(shard.with_suffix(".report.json"), json.dumps(report.to_dict()).encode())
+    atomic_write(shard.with_suffix(".done"), b"")
     with (Path(work) / "processed.log").open("a") as log:  # an audit trail of shard runs
         log.write(f"{row['index']} {os.getpid()}\n")
     return {"index": row["index"], "in": report.docs_in, "out": report.docs_out}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
@@ -145,7 +137,7 @@ def split_into_shards(source: Path, work: Path, shard_size: int) -> int:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     if out:
         out.close()
-    _atomic_write(marker, str(count).encode())
+    atomic_write(marker, str(count).encode())
     return count
 
 
@@ -176,7 +168,7 @@ def run_clean(platform, job: Job, report) -> dict:
             source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "job_id": job.id,
                                                  "recipe_settings": params["recipe"]},
             sha256, kept, source.format, merged)
-        _atomic_write(created, json.dumps({"version": version.version, "version_id": version.id,
+        atomic_write(created, json.dumps({"version": version.version, "version_id": version.id,
                                            "documents_out": kept}).encode())
     result = json.loads(created.read_text())
     report(stage="done")

@@ -47,7 +47,7 @@ class ArtifactWriter:
         final = self.store.path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, final)  # same content, same name: replacing is harmless
-        _fsync_dir(final.parent)
+        fsync_path(final.parent)
         return digest, self.size
 
     def abort(self) -> None:
@@ -99,9 +99,20 @@ class ArtifactStore:
         return removed
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory: so that a rename in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old bytes or the new, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from rixin.store.artifacts import fsync_path
+
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()
@@ -59,10 +61,10 @@ def save(directory: Path, step: int, model, optimizer, scheduler, state: dict) -
             "python_rng": _jsonable_rng(random.getstate())}
     (tmp / "state.json").write_text(json.dumps(meta))
     for f in tmp.iterdir():
-        _fsync(f)
+        fsync_path(f)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync(directory)
+    fsync_path(directory)
     return final
 
 
@@ -91,11 +93,3 @@ def _jsonable_rng(state) -> list:
 def _rng_from_json(data: list):
     version, internal, gauss = data
     return version, tuple(internal), gauss
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

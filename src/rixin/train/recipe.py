@@ -90,12 +90,20 @@ def validation_loss(model, rows: list, pad_id: int, batch_size: int) -> float | 
     return sum(losses) / len(losses)
 
 
-def train_loop_per_worker(cfg: dict) -> None:
-    import ray.train
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) inside a Ray Train worker group; (0, 1) when run directly (tests)."""
+    try:
+        import ray.train
 
+        context = ray.train.get_context()
+        return context.get_world_rank(), context.get_world_size()
+    except Exception:  # noqa: BLE001 - no Train session: a single local process
+        return 0, 1
+
+
+def train_loop_per_worker(cfg: dict) -> None:
     # 1. where we are, and determinism
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank, world = rank_and_world()
     hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
     torch.set_num_threads(hp.get("threads_per_worker") or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(cfg["seed"])
@@ -132,6 +140,8 @@ def train_loop_per_worker(cfg: dict) -> None:
         log_line(work, event="started", total_steps=total_steps, train_rows=len(train_rows),
                  trained_tokens_per_epoch=count_trained_tokens(train_rows) if method != "dpo" else None)
     if world > 1:
+        import ray.train.torch
+
         model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
     # 5. the loop
     run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
@@ -152,8 +162,6 @@ def load_weights(model, path: Path, hp: dict) -> None:
 
 def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world) -> None:
-    import ray.train
-
     hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
     accumulate = hp["gradient_accumulation_steps"]
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp["precision"] == "bf16")
@@ -203,7 +211,6 @@ def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         log_line(work, event="finished", step=step, trained_tokens=tokens_seen)
-    ray.train.report({"step": step})
 
 
 def agreed_stop(flag: str | None, world: int) -> str | None:

@@ -1,0 +1,197 @@
+"""The "label" job: label a dataset version shard by shard, resumably, then split the items
+into a new dataset version (confidence ≥ threshold) and the review queue (below it).
+
+    version JSONL ─split─▶ shards/NNNNN.in.jsonl ─labeler (engine actor on Ray)─▶
+    shards/NNNNN.out.jsonl + .done ─driver─▶ review items (deterministic ids) + new version
+    (operation "label", the label in record[output_field], meta.label_confidence) + report
+
+A plain loop over shards in the job's thread, not Ray Data: the work happens inside ONE engine
+replica (a Ray actor that serialises generations behind a lock, shared with the gateway's chat
+traffic), so Ray Data's parallel map would only add tasks queueing on that actor, and the
+model would have to be loaded again in each worker if we bypassed it. The loop keeps what
+matters from cleaning: shards from data/clean.split_into_shards, a `.done` marker per shard
+(holding its item count), finished shards skipped on resume, atomic writes, and progress
+through `report` (which also stops the job when it was cancelled).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from rixin.data.clean import split_into_shards
+from rixin.data.records import iter_jsonl, write_jsonl
+from rixin.errors import InvalidRequest, ModelNotFound
+from rixin.label.labelers import Verdict, build_labeler, input_text
+from rixin.label.review import ReviewQueue, labeled_record
+from rixin.label.spec import LabelTask, load_task, parse_task
+from rixin.store.artifacts import atomic_write
+from rixin.store.schema import DatasetVersion, Job
+from rixin.store.tenancy import Caller
+
+SHARD_SIZE = 100  # items per shard: the unit of resume (an LLM labels a few items a second on CPU)
+REPORT_EVERY = 8  # items between progress reports (each is one database write)
+
+
+def resolve_task(task: str | dict | LabelTask) -> LabelTask:
+    if isinstance(task, LabelTask):
+        return task
+    return parse_task(task) if isinstance(task, dict) else load_task(task)
+
+
+def submit_label(platform, caller: Caller, dataset_id: str, version: int | None, task: str | dict | LabelTask,
+                 *, shard_size: int = SHARD_SIZE, claim: bool = False) -> Job:
+    """Validate the task (and that its model exists for the caller), then queue the job."""
+    source = platform.datasets.version(caller, dataset_id, version)
+    parsed = resolve_task(task)
+    kind = "chat" if parsed.uses_llm else "embedding"
+    try:
+        platform.registry.get(parsed.model, caller, kind=kind)
+    except (ModelNotFound, InvalidRequest) as e:
+        raise type(e)(e.message, param="task.model", code=e.code) from e
+    params = {"dataset_id": dataset_id, "version": source.version, "task": parsed.model_dump(mode="json"),
+              "shard_size": shard_size}
+    return platform.jobs.create(caller, "label", params, claim=claim)
+
+
+# ---------------------------------------------------------------------- one shard
+
+
+def label_shard(shard: Path, first_index: int, task: LabelTask, labeler, progress) -> int:
+    """Label one input shard; leave `.out.jsonl` and the `.done` marker. Returns its items."""
+    records = list(iter_jsonl(shard.with_suffix(".in.jsonl")))
+    texts = [input_text(r, task.input_field) for r in records]
+    verdicts: list[Verdict | None] = [None] * len(records)
+    todo = [i for i, t in enumerate(texts) if t is not None]
+    for start in range(0, len(todo), REPORT_EVERY):
+        batch = todo[start:start + REPORT_EVERY]
+        for i, verdict in zip(batch, labeler.label([texts[i] for i in batch])):
+            verdicts[i] = verdict
+        progress(len(batch))
+    lines = []
+    for n, (record, verdict) in enumerate(zip(records, verdicts)):
+        verdict = verdict or Verdict(None, 0.0, "no_input_text")
+        lines.append(json.dumps({"index": first_index + n, "record": record, "label": verdict.label,
+                                 "confidence": verdict.confidence, "reason": verdict.reason},
+                                ensure_ascii=False))
+    atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
+    atomic_write(shard.with_suffix(".done"), str(len(records)).encode())
+    with (shard.parent.parent / "processed.log").open("a") as log:  # an audit trail of shard runs
+        log.write(f"{shard.name} {os.getpid()}\n")
+    return len(records)
+
+
+# ---------------------------------------------------------------------- the job
+
+
+def run_label(platform, job: Job, report) -> dict:
+    """Job handler: label every shard not done yet, then write the version and review items."""
+    from rixin.label.remote import connect
+
+    params = job.params
+    task = parse_task(params["task"])
+    caller = Caller(job.project_id, "", "", False)
+    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
+    work = platform.work_dir / job.id
+    total = split_into_shards(platform.artifacts.path(source.sha256), work, params["shard_size"])
+    shards = work / "shards"
+    done = {i: int((shards / f"{i:05d}.done").read_text()) for i in range(total)
+            if (shards / f"{i:05d}.done").exists()}
+    todo = [i for i in range(total) if i not in done]
+    items_done = sum(done.values())
+    report(stage="label", shards_total=total, shards_done=len(done), shards_skipped=len(done),
+           items_total=source.records, items_done=items_done)
+    if todo:
+        report(stage="loading model")
+        labeler = build_labeler(task, connect(platform, task.model, caller,
+                                              "chat" if task.uses_llm else "embedding"))
+        report(stage="label")
+
+        def progress(n: int) -> None:
+            nonlocal items_done
+            items_done += n
+            report(items_done=items_done)
+
+        for finished, i in enumerate(todo, start=len(done) + 1):
+            label_shard(shards / f"{i:05d}", i * params["shard_size"], task, labeler, progress)
+            report(shards_done=finished)
+    created = work / "version.json"  # the outputs exist: a resumed job only reports them
+    if not created.exists():
+        report(stage="write")
+        result = write_outputs(platform, job, task, source, work, total)
+        atomic_write(created, json.dumps(result).encode())
+    result = json.loads(created.read_text())
+    report(stage="done")
+    shutil.rmtree(shards, ignore_errors=True)
+    return {"dataset_id": source.dataset_id, "items_in": source.records, **result}
+
+
+def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, work: Path, total: int) -> dict:
+    """Items ≥ threshold → a new version; the others → the review queue. Idempotent: review
+    ids are deterministic and a version this job already made is found, not made again."""
+    queue = ReviewQueue(platform)
+    stats = LabelStats(task)
+    kept = 0
+    with platform.artifacts.writer() as sink:
+        for i in range(total):
+            out, review = [], []
+            for item in iter_jsonl(work / "shards" / f"{i:05d}.out.jsonl"):
+                stats.add(item)
+                if item["label"] is not None and item["confidence"] >= task.confidence_threshold:
+                    out.append(labeled_record(item["record"], task.output_field, item["label"], item["confidence"]))
+                else:
+                    review.append(item)
+            kept += write_jsonl(out, sink)
+            queue.add(job, source, review)
+        sha256, _ = sink.commit()
+    version = _version_of_job(platform, source, job.id)
+    if version is None:
+        version = platform.datasets.add_version(
+            source.dataset_id, source, "label",
+            {"job_id": job.id, "task": task.model_dump(mode="json"), "source_version": source.version},
+            sha256, kept, source.format, stats.to_dict())
+    return {"version": version.version, "version_id": version.id, "labeled": kept,
+            "to_review": stats.items - kept}
+
+
+def _version_of_job(platform, source: DatasetVersion, job_id: str) -> DatasetVersion | None:
+    """The label version `job_id` made, if a run was interrupted right after making it."""
+    with platform.db.session() as s:
+        rows = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == source.dataset_id,
+                                                      DatasetVersion.operation == "label"))
+        return next((v for v in rows if (v.params or {}).get("job_id") == job_id), None)
+
+
+class LabelStats:
+    """The version's report: labels and reasons counted, confidences summarised."""
+
+    def __init__(self, task: LabelTask):
+        self.task = task
+        self.items, self.kept = 0, 0
+        self.labels: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.histogram = [0] * 10  # confidence in [0, 0.1), ..., [0.9, 1.0]
+        self.sum = 0.0
+
+    def add(self, item: dict) -> None:
+        self.items += 1
+        confidence = item["confidence"]
+        self.sum += confidence
+        self.histogram[min(int(confidence * 10), 9)] += 1
+        self.reasons[item["reason"]] += 1
+        if item["label"] is not None and confidence >= self.task.confidence_threshold:
+            self.kept += 1
+        if isinstance(item["label"], str) and self.task.type in ("classification", "knn"):
+            self.labels[item["label"]] += 1
+
+    def to_dict(self) -> dict:
+        return {"items_in": self.items, "labeled": self.kept, "to_review": self.items - self.kept,
+                "confidence_threshold": self.task.confidence_threshold,
+                "labels": dict(self.labels), "reasons": dict(self.reasons),
+                "confidence": {"mean": self.sum / self.items if self.items else None,
+                               "histogram": self.histogram}}
