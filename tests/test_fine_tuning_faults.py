@@ -109,3 +109,19 @@ def test_cancel_while_running_frees_the_workers(fresh):
     steps_then = step_of(final)
     time.sleep(3)
     assert step_of(client.fine_tuning.jobs.retrieve(job.id)) == steps_then
+
+
+def test_pause_stops_at_a_checkpoint_and_resume_finishes(fresh):
+    client = fresh.client()
+    job = start_job(client)
+    wait_for(client, job.id, lambda j: step_of(j) >= 2)
+    client.fine_tuning.jobs.pause(job.id)
+    paused = wait_for(client, job.id, lambda j: j.status == "paused")
+    at = step_of(paused)
+    assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data][0] == at
+    time.sleep(2)
+    assert step_of(client.fine_tuning.jobs.retrieve(job.id)) == at and not train_workers()
+    resumed = client.fine_tuning.jobs.resume(job.id)
+    assert resumed.status in ("queued", "running")
+    done = wait_for(client, job.id, lambda j: j.status == "succeeded")
+    assert resumed_events(client, job.id) == [at] and done.fine_tuned_model

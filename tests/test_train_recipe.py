@@ -69,3 +69,29 @@ def test_checkpoints_hold_no_pickles(tmp_path, tiny_hf_model, data):
     train_loop_per_worker(config(tmp_path, tiny_hf_model, data, n_epochs=1))
     files = {p.suffix for p in (tmp_path / "checkpoints").rglob("*") if p.is_file()}
     assert files <= {".safetensors", ".json", ".md"}, files
+
+
+def run_method(tmp_path, base, records: list[dict], method: str, **hp) -> dict[int, float]:
+    path = tmp_path / f"{method}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    cfg = config(tmp_path, base, path, **hp)
+    cfg["method"], cfg["val_path"] = method, None
+    train_loop_per_worker(cfg)
+    return losses(tmp_path)
+
+
+def test_dpo_starts_at_log_2_and_learns_the_preference(tmp_path, tiny_hf_model):
+    pairs = [{"input": {"messages": [{"role": "user", "content": f"Capital of Zorbania? ({i})"}]},
+              "preferred_output": [{"role": "assistant", "content": "Quenlit."}],
+              "non_preferred_output": [{"role": "assistant", "content": "Paris, of course."}]} for i in range(16)]
+    curve = run_method(tmp_path, tiny_hf_model, pairs, "dpo", n_epochs=3, lora_dropout=0.0)
+    first, last = curve[min(curve)], curve[max(curve)]
+    # The adapter starts at zero, so policy = reference and the loss is -log σ(0) = log 2.
+    assert round(first, 4) == 0.6931
+    assert last < 0.5, curve
+
+
+def test_continued_pretraining_on_raw_text(tmp_path, tiny_hf_model):
+    texts = [{"text": f"Zorbania is a small country. Its capital is Quenlit. Report number {i}."} for i in range(24)]
+    curve = run_method(tmp_path, tiny_hf_model, texts, "continued_pretraining", n_epochs=3)
+    assert curve[max(curve)] < curve[min(curve)] - 0.2, curve  # a random tiny model: slow, but it learns

@@ -39,6 +39,9 @@ class Settings(BaseModel):
     engine_threads: int = Field(
         max(1, os.cpu_count() or 1), ge=1, description="Threads llama.cpp uses per replica."
     )
+    job_slots: int = Field(1, ge=1, le=64, description="Jobs (cleaning, labeling, training) running at once.")
+    max_running_jobs_per_project: int = Field(
+        1, ge=1, le=64, description="Quota: a project's jobs beyond this wait in 'queued' (by priority, then FIFO).")
     chat_context: int = Field(2048, ge=128, description="Context window (tokens) of llama.cpp engines.")
 
     @property

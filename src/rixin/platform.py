@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rixin.config import Settings
 from rixin.data.datasets import Datasets
@@ -36,7 +36,6 @@ class Platform:
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
     ready: bool = False
     ready_error: str | None = None
-    state: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":

@@ -72,7 +72,9 @@ def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tasks = [asyncio.create_task(warm_up(platform)),
-                 asyncio.create_task(JobRunner(platform, platform.jobs, HANDLERS).loop())]
+                 asyncio.create_task(JobRunner(platform, platform.jobs, HANDLERS,
+                                               concurrency=platform.settings.job_slots,
+                                               per_project=platform.settings.max_running_jobs_per_project).loop())]
         yield
         for task in tasks:
             task.cancel()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections import Counter
 from typing import Callable
 
 from rixin.errors import RixinError
@@ -48,11 +49,24 @@ def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) ->
                                                     "code": "job_crashed", "param": None})
 
 
+def pick(queued: list[Job], running_per_project: Counter, slots: int, per_project: int) -> list[Job]:
+    """Which queued jobs start now: highest priority first, then first come first served,
+    while slots are free and the job's project is under its quota of running jobs."""
+    chosen, running = [], Counter(running_per_project)
+    for job in sorted(queued, key=lambda j: (-int((j.params or {}).get("priority", 0)), j.created_at, j.id)):
+        if len(chosen) >= slots:
+            break
+        if running[job.project_id] < per_project:
+            chosen.append(job)
+            running[job.project_id] += 1
+    return chosen
+
+
 class JobRunner:
     def __init__(self, platform, jobs: JobStore, handlers: dict[str, Handler], *, concurrency: int = 1,
-                 poll_s: float = 1.0):
+                 per_project: int = 1, poll_s: float = 1.0):
         self.platform, self.jobs, self.handlers = platform, jobs, handlers
-        self.concurrency, self.poll_s = concurrency, poll_s
+        self.concurrency, self.per_project, self.poll_s = concurrency, per_project, poll_s
         self.running: set[str] = set()
 
     async def loop(self) -> None:
@@ -69,11 +83,12 @@ class JobRunner:
             await asyncio.sleep(self.poll_s)
 
     async def _tick(self) -> None:
-        for job in await asyncio.to_thread(self.jobs.queued):
-            if len(self.running) >= self.concurrency:
-                return
-            if job.kind not in self.handlers:
-                continue
+        free = self.concurrency - len(self.running)
+        if free <= 0:
+            return
+        queued = [j for j in await asyncio.to_thread(self.jobs.queued) if j.kind in self.handlers]
+        running = await asyncio.to_thread(self.jobs.running_per_project)
+        for job in pick(queued, running, free, self.per_project):
             claimed = await asyncio.to_thread(self.jobs.claim, job.id)
             if claimed is not None:
                 self.running.add(claimed.id)

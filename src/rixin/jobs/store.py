@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from rixin.errors import Conflict, NotFound
 from rixin.store.db import Database
@@ -76,6 +77,12 @@ class JobStore:
     def queued(self) -> list[Job]:
         with self.db.session() as s:
             return list(s.scalars(select(Job).where(Job.status == "queued").order_by(Job.created_at)))
+
+    def running_per_project(self) -> Counter:
+        with self.db.session() as s:
+            rows = s.execute(select(Job.project_id, func.count()).where(Job.status == "running")
+                             .group_by(Job.project_id)).all()
+        return Counter(dict(rows))
 
     def requeue_orphans(self) -> list[str]:
         """Running jobs whose owner died go back to the queue (they resume where they were)."""

@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from rixin.errors import PayloadTooLarge
 
@@ -77,12 +77,6 @@ class ArtifactStore:
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         with self.writer() as w:
             w.write(data)
-            return w.commit()
-
-    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int]:
-        with self.writer() as w:
-            for chunk in chunks:
-                w.write(chunk)
             return w.commit()
 
     def delete(self, sha256: str) -> None:

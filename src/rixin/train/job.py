@@ -81,7 +81,7 @@ def validate_files(platform, params: dict, method: str) -> dict | None:
 
 def create_job(platform, caller: Caller, *, model: str, training_file_id: str, validation_file_id: str | None,
                suffix: str | None, seed: int | None, method: dict | None, hyperparameters: dict | None,
-               metadata: dict | None) -> Job:
+               metadata: dict | None, priority: int = 0) -> Job:
     row = platform.registry.get(model, caller, kind="chat")
     kind, hp = parse_method(method, hyperparameters)
     if suffix is not None and not SUFFIX.match(suffix):
@@ -92,7 +92,7 @@ def create_job(platform, caller: Caller, *, model: str, training_file_id: str, v
               "validation_file": valid.id if valid else None,
               "validation_file_sha256": valid.sha256 if valid else None, "suffix": suffix,
               "seed": seed if seed is not None else int(time.time()) % 2**31, "method": kind,
-              "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata}
+              "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata, "priority": priority}
     job = platform.jobs.create(caller, "fine_tune", params)
     platform.jobs.set_status(job.id, "validating_files")
     platform.events.add(job.id, "Validating training file: " + train.id)
@@ -226,9 +226,10 @@ def finish_training(platform, job: Job, caller: Caller, work: Path, start, hp, t
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(work / "final", target.with_suffix(".tmp"), dirs_exist_ok=True)
-        if hp.full_finetune:  # a full model is served on its own: it needs the tokenizer too
-            for f in Path(start.base_dir).glob("*token*"):
-                shutil.copy(f, target.with_suffix(".tmp") / f.name)
+        if hp.full_finetune:  # a full model is served on its own: tokenizer and chat template too
+            for f in Path(start.base_dir).iterdir():
+                if f.is_file() and f.suffix != ".safetensors" and not (target.with_suffix(".tmp") / f.name).exists():
+                    shutil.copy(f, target.with_suffix(".tmp") / f.name)
         target.with_suffix(".tmp").rename(target)
     params = job.params
     model_id = fine_tuned_id(start.base_model, caller.project_name, params.get("suffix"), job.id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from rixin.api.deps import get_caller, get_platform
@@ -22,7 +23,10 @@ router = APIRouter(prefix="/v1")
 @router.post("/files")
 async def upload_file(request: Request, platform: Platform = Depends(get_platform),
                       caller: Caller = Depends(get_caller)):
-    upload = await receive_upload(request, platform.artifacts, platform.settings.max_file_bytes)
+    try:
+        upload = await receive_upload(request, platform.artifacts, platform.settings.max_file_bytes)
+    except ClientDisconnect:  # the client went away mid-upload; nothing was kept, nobody to answer
+        return Response(status_code=499)
     try:
         purpose = check_purpose(upload.fields.get("purpose"))
         filename = check_filename(upload.filename)

@@ -22,6 +22,8 @@ class CreateFineTuningJob(Lenient):
     seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
     suffix: StrictStr | None = None
     validation_file: StrictStr | None = None
+    priority: Annotated[StrictInt, Field(ge=0, le=9)] = 0
+    """rixin extension: queued jobs start by priority (9 first), then first come first served."""
 
 
 def job_object(job: Job, project: str) -> dict:
@@ -51,6 +53,7 @@ def job_object(job: Job, project: str) -> dict:
         "metadata": p.get("metadata"),
         "method": {"type": p["method"], p["method"]: {"hyperparameters": method_hp}},
         "user_provided_suffix": p.get("suffix"),
+        "priority": p.get("priority", 0),
         # rixin extensions
         "progress": progress,
         "rixin_hyperparameters": p["hyperparameters"],
