@@ -29,7 +29,7 @@ def fact_file(n: int = 80) -> bytes:
     return "\n".join(json.dumps(line) for line in lines).encode()
 
 
-def wait(client, job_id: str, timeout: float = 900):
+def wait(client, job_id: str, timeout: float = 1400):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.fine_tuning.jobs.retrieve(job_id)

@@ -17,11 +17,11 @@ from test_fine_tuning import fact_file
 
 pytestmark = pytest.mark.timeout(1800)
 HP = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 5, "packing": False,
-      "checkpoint_interval": 4, "max_seq_length": 96}  # 40 steps, a checkpoint every 4
+      "checkpoint_interval": 4, "max_seq_length": 96}  # 48 rows: 24 steps, a checkpoint every 4
 
 
 def start_job(client, n_epochs: int = 2):
-    training = client.files.create(file=("fact.jsonl", io.BytesIO(fact_file(80))), purpose="fine-tune")
+    training = client.files.create(file=("fact.jsonl", io.BytesIO(fact_file(48))), purpose="fine-tune")
     return client.fine_tuning.jobs.create(model=CHAT, training_file=training.id, seed=3, method={
         "type": "supervised", "supervised": {"hyperparameters": {**HP, "n_epochs": n_epochs}}})
 
@@ -41,8 +41,20 @@ def step_of(job) -> int:
     return (job.model_extra.get("progress") or {}).get("step", 0)
 
 
-def train_workers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+def train_workers(server) -> list[psutil.Process]:
+    """The Ray Train worker processes of this server's Ray (its descendants), not anyone else's."""
+    try:
+        procs = psutil.Process(server.process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    alive = []
+    for p in procs:
+        try:
+            if "ray::RayTrainWorker" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 def resumed_events(client, job_id: str) -> list[int]:
@@ -62,7 +74,7 @@ def test_kill_9_of_the_worker_resumes_from_the_last_checkpoint(fresh):
     job = start_job(client)
     job = wait_for(client, job.id, lambda j: step_of(j) >= 10)
     killed_at = step_of(job)
-    workers = train_workers()
+    workers = train_workers(fresh)
     assert workers, "no Ray Train worker process found"
     for worker in workers:
         os.kill(worker.pid, signal.SIGKILL)
@@ -101,9 +113,9 @@ def test_cancel_while_running_frees_the_workers(fresh):
     cancelled = client.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled"
     deadline = time.monotonic() + 120
-    while train_workers() and time.monotonic() < deadline:
+    while train_workers(fresh) and time.monotonic() < deadline:
         time.sleep(1)
-    assert not train_workers(), "training workers still alive after cancel"
+    assert not train_workers(fresh), "training workers still alive after cancel"
     final = client.fine_tuning.jobs.retrieve(job.id)
     assert final.status == "cancelled" and final.fine_tuned_model is None
     steps_then = step_of(final)
@@ -120,7 +132,7 @@ def test_pause_stops_at_a_checkpoint_and_resume_finishes(fresh):
     at = step_of(paused)
     assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data][0] == at
     time.sleep(2)
-    assert step_of(client.fine_tuning.jobs.retrieve(job.id)) == at and not train_workers()
+    assert step_of(client.fine_tuning.jobs.retrieve(job.id)) == at and not train_workers(fresh)
     resumed = client.fine_tuning.jobs.resume(job.id)
     assert resumed.status in ("queued", "running")
     done = wait_for(client, job.id, lambda j: j.status == "succeeded")
