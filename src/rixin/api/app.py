@@ -25,6 +25,7 @@ from rixin.api.projects.router import router as projects_router
 from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
+from rixin.console.router import router as console_router
 from rixin.errors import PayloadTooLarge
 from rixin.jobs.kinds import HANDLERS
 from rixin.jobs.runner import JobRunner
@@ -95,7 +96,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     for router in (system_router, models_router, chat_router, completions_router,
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
-                   projects_router, labeling_router, review_router):
+                   projects_router, labeling_router, review_router, console_router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

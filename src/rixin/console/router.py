@@ -48,11 +48,11 @@ def static_file(request: Request, relative: str) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def index(request: Request) -> Response:
     return static_file(request, "index.html")
 
 
-@router.get("/console/static/{relative:path}")
+@router.api_route("/console/static/{relative:path}", methods=["GET", "HEAD"])
 async def static(request: Request, relative: str) -> Response:
     return static_file(request, relative)

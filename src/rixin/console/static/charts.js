@@ -48,7 +48,8 @@ export function lineChart(series, { title, xLabel = "", yLabel = "", width = 640
     svg.append(s("line", { class: "grid", x1: m.left, x2: width - m.right, y1: Y(t), y2: Y(t) }),
       s("text", { x: m.left - 6, y: Y(t) + 4, "text-anchor": "end" }, label(t)));
   }
-  for (const t of ticks(x0, x1, 6).filter((t) => Number.isInteger(t) || x1 - x0 < 6)) {
+  const integral = xs.every(Number.isInteger); // steps: no tick at step 1.5
+  for (const t of ticks(x0, x1, 6).filter((t) => !integral || Number.isInteger(t))) {
     svg.append(s("text", { x: X(t), y: height - m.bottom + 16, "text-anchor": "middle" }, label(t)));
   }
   svg.append(

@@ -63,7 +63,7 @@ function recordView(record) {
   if (record.input) body.push(messages(record.input.messages || []));
   if (record.preferred_output) body.push(h("div", { class: "msg" }, h("span", { class: "role" }, "preferred"), messages(record.preferred_output)));
   if (record.non_preferred_output) body.push(h("div", { class: "msg" }, h("span", { class: "role" }, "non-preferred"), messages(record.non_preferred_output)));
-  if (typeof record.text === "string") body.push(h("pre", {}, record.text.length > 2000 ? `${record.text.slice(0, 2000)}…` : record.text));
+  if (typeof record.text === "string") body.push(h("div", { class: "text" }, record.text.length > 2000 ? `${record.text.slice(0, 2000)}…` : record.text));
   const extra = { ...rest, ...(record.meta && Object.keys(record.meta).length ? { meta: record.meta } : {}) };
   return h("article", { class: "record", "data-record": record.id },
     h("code", { class: "muted" }, record.id), body,
@@ -92,7 +92,7 @@ function recordsViewer(dataset, version, ctx) {
   return { box, show };
 }
 
-function jobsPanel(dataset, jobs, ctx) {
+function jobsPanel(dataset, jobs, ctx, redraw) {
   const recipe = h("input", { type: "text", name: "recipe", value: "default" });
   const clean = h("button", { type: "button" }, "Clean latest version");
   const task = h("textarea", { name: "task", rows: 6, spellcheck: "false" }, JSON.stringify(LABEL_TASK, null, 2));
@@ -100,7 +100,7 @@ function jobsPanel(dataset, jobs, ctx) {
   const submit = (button, path, body) => act(button, async () => {
     const job = await api.post(`/v1/datasets/${encodeURIComponent(dataset.id)}/${path}`, body, { signal: ctx.signal });
     notice(`Job ${job.id} queued.`, "info");
-    await render(document.getElementById("main"), ctx);
+    await redraw();
   });
   clean.addEventListener("click", () => submit(clean, "clean", { recipe: recipe.value.trim() || "default" }));
   label.addEventListener("click", () => {
@@ -130,7 +130,15 @@ function progressText(job) {
   return parts.filter(Boolean).join(" · ") || "—";
 }
 
-export async function render(main, ctx) {
+let drawn = null; // the last drawing of this page: drawing again stops its polling
+
+export async function render(main, routeCtx) {
+  if (drawn) drawn.abort();
+  const local = new AbortController();
+  drawn = local;
+  routeCtx.signal.addEventListener("abort", () => local.abort(), { once: true });
+  const ctx = { ...routeCtx, signal: local.signal };
+  const redraw = () => render(main, routeCtx);
   const [id] = ctx.params;
   const path = `/v1/datasets/${encodeURIComponent(id)}`;
   const dataset = await api.get(path, { signal: ctx.signal });
@@ -142,7 +150,9 @@ export async function render(main, ctx) {
     { value: String(version.version), name: "version" });
   picker.addEventListener("change", () => { location.hash = `#/datasets/${encodeURIComponent(id)}?version=${picker.value}`; });
   const records = recordsViewer(dataset, version, ctx);
-  const review = await reviewQueue(id, ctx, { onCommitted: () => render(main, ctx) });
+  // The review queue shows once the dataset has been labelled (its items come from label jobs).
+  const labelled = versions.some((v) => v.operation === "label") || jobs.some((j) => j.kind === "label");
+  const review = labelled ? await reviewQueue(id, ctx, { onCommitted: redraw }) : null;
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/datasets" }, "← Datasets")),
     h("h1", {}, dataset.name), h("p", { class: "lede" }, h("code", {}, dataset.id), ` · created ${fmt.time(dataset.created_at)}`),
@@ -158,9 +168,9 @@ export async function render(main, ctx) {
     h("section", { class: "panel", "aria-labelledby": "report-title" },
       h("div", { class: "row" }, h("h2", { id: "report-title" }, "Report"), field("Version", picker)),
       reportOf(version)),
-    records.box,
     review,
-    jobsPanel(dataset, jobs, ctx),
+    records.box,
+    jobsPanel(dataset, jobs, ctx, redraw),
   );
   await records.show();
   // Follow running jobs; when one ends, draw the page again (it made a new version).
@@ -169,7 +179,7 @@ export async function render(main, ctx) {
     poll(async () => {
       const now = (await api.get("/v1/jobs", { signal: ctx.signal })).data.filter((j) => j.params && j.params.dataset_id === id);
       const changed = active().some((j) => now.find((n) => n.id === j.id)?.status !== j.status);
-      if (changed) { await render(main, ctx); return false; }
+      if (changed) { await redraw(); return false; }
       for (const j of now) {
         const cell = main.querySelector(`[data-progress="${CSS.escape(j.id)}"]`);
         if (cell) cell.textContent = progressText(j);

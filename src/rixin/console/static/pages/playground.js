@@ -87,7 +87,7 @@ export async function render(main, ctx) {
   let running = null;
   stop.addEventListener("click", () => running && running.abort());
   ctx.signal.addEventListener("abort", () => running && running.abort());
-  const form = h("form", { class: "panel", "aria-label": "Message" },
+  const form = h("form", { class: "panel", "aria-label": "Send a message" },
     field("Message", message), h("div", { class: "row" }, send, stop, clear));
   message.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
