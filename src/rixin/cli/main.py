@@ -200,6 +200,27 @@ def models_show(model_id: str, data_dir: Path):
         depth += 1
 
 
+@models.command("export")
+@click.argument("model_id")
+@click.option("--gguf", "to_gguf", is_flag=True, help="Write a GGUF for the llama.cpp engine (the only format so far).")
+@click.option("--quant", type=click.Choice(["f32", "f16", "q8_0", "q4_0"]), default="q8_0", show_default=True,
+              help="Type of the 2-D weight matrices; norms stay float32.")
+@click.option("--id", "new_id", default=None, help="Id of the exported model (default: MODEL_ID-QUANT).")
+@data_dir_option
+@cli_errors
+def models_export(model_id: str, to_gguf: bool, quant: str, new_id: str | None, data_dir: Path):
+    """Merge a fine-tuned model's adapter and register it as a GGUF served by llama.cpp."""
+    from rixin.models.export import export_model
+
+    if not to_gguf:
+        raise click.UsageError("Choose the format to export to: --gguf.")
+    platform = open_platform(data_dir)
+    row = export_model(platform.registry, model_id, platform.settings.data_dir, quant=quant, new_id=new_id,
+                       progress=True)
+    click.echo(f"Exported {model_id} as {row.id}: {quant} GGUF, {row.size_bytes / 1e6:.1f} MB, llama.cpp "
+               f"engine\n  path: {row.path}")
+
+
 @models.command("list")
 @data_dir_option
 @cli_errors

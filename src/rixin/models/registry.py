@@ -169,6 +169,20 @@ class Registry:
                 s.add(row)
         return row
 
+    def add_export(self, model_id: str, source: Model, path: str, *, meta: dict) -> Model:
+        """Register a GGUF exported from `source` (models/export.py): served by llama.cpp, in the
+        source's project, with the source as parent."""
+        row = Model(id=model_id, project_id=source.project_id, kind=source.kind, engine="llama.cpp",
+                    format="gguf", path=path, size_bytes=Path(path).stat().st_size, source="export",
+                    owned_by=source.owned_by, parent_id=source.id, context_length=source.context_length,
+                    meta=meta)
+        with self.db.session() as s:
+            if s.get(Model, model_id) is not None:
+                raise Conflict(f"A model with id {model_id!r} already exists; choose another --id.",
+                               param="id")
+            s.add(row)
+        return row
+
     def list(self, caller: Caller | None = None) -> list[Model]:
         """Every model `caller` may see (all of them when caller is None: the operator's CLI)."""
         with self.db.session() as s:
