@@ -67,7 +67,7 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     platform.artifacts.sweep_tmp()
     new_admin_key = bootstrap_admin(platform)
     url = f"http://{host}:{port}"
-    console.print(f"rixin will serve at [bold]{url}[/bold] (OpenAI-compatible API at {url}/v1); "
+    console.print(f"rixin will serve at [bold]{url}[/bold] (web console at {url}/, OpenAI-compatible API at {url}/v1); "
                   f"data in {data_dir.resolve()}")
     if new_admin_key:
         console.print("Admin API key (shown once, keep it safe):")
