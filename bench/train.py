@@ -653,7 +653,7 @@ def write_report(res: dict, out_dir: Path, stem: str) -> None:
              f"{', '.join(res['spec']['targets'])}; {d['examples']} generated chat examples "
              f"({d['min_len']}-{d['max_len']} tokens, median {d['median_len']}, {d['tokens']} tokens, "
              f"{d['trained_tokens']} trained), {res['spec']['epochs']} epoch(s), lr {res['spec']['learning_rate']}, "
-             f"seed {res['spec']['seed']}, {res['spec']['threads']} torch threads each side. rixin packs "
+             f"seed {res['spec']['seed']}, torch threads: {res['spec']['threads']} each side. rixin packs "
              f"{d['examples_per_row']:.2f} examples per 512-token row (fill {d['row_fill']:.0%}), batch "
              f"{res['spec']['rixin_batch_rows']} rows ≈ "
              f"{res['spec']['rixin_batch_rows'] * d['examples_per_row']:.1f} "
@@ -790,6 +790,7 @@ def main() -> None:
     ap.add_argument("--no-recovery", action="store_true")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--tag", default="", help="appended to the results' file names (train-<date>-<tag>)")
     args = ap.parse_args()
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[k] = str(args.threads)
@@ -835,7 +836,7 @@ def main() -> None:
            "runs": [{"repeat": i // 2, "side": r["side"], **runs[r["side"]][i // 2], "load": load[i + 1]}
                     for i, r in enumerate(raw)],
            "summary": summarise(runs, flops, args.threads), "raw": raw, "machine": machine(), "versions": versions()}
-    stem = f"train-{res['date']}"
+    stem = f"train-{res['date']}" + (f"-{args.tag}" if args.tag else "")
     res["load"] = load
     write_report(res, args.out, stem)  # written after each part: a later failure keeps the rest
     if not args.no_profile:
