@@ -173,3 +173,120 @@ class ReviewItem(Base):
     final_label: Mapped[object | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Deployment(Base):
+    """A stable name clients use as `model`, pointing at a concrete model id (rixin extension)."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    model_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    logging: Mapped[str] = mapped_column(String(16), nullable=False)  # full | metadata-only | off
+    redact_pii: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Flywheel settings: eval set, graders, promotion margin, feedback thresholds, schedule.
+    flywheel: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)  # bumped on each switch
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_deployments_name"),)
+
+
+class DeploymentChange(Base):
+    """One switch of a deployment's target: who, when, why (promotion, rollback, edit)."""
+
+    __tablename__ = "deployment_changes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    from_model: Mapped[str | None] = mapped_column(String(255))
+    to_model: Mapped[str] = mapped_column(String(255), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # create | update | promote | rollback
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)  # api key id, or "flywheel:<turn>"
+    reason: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RequestLog(Base):
+    """A logged chat/completions request through a deployment (or with `store=true`)."""
+
+    __tablename__ = "request_logs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the completion id (chatcmpl-…)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    deployment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    model_id: Mapped[str] = mapped_column(String(255), nullable=False)  # the concrete model that answered
+    endpoint: Mapped[str] = mapped_column(String(32), nullable=False)  # chat.completions | completions
+    policy: Mapped[str] = mapped_column(String(16), nullable=False)  # full | metadata-only
+    request: Mapped[dict | None] = mapped_column(JSON)  # None under metadata-only
+    response: Mapped[dict | None] = mapped_column(JSON)  # None under metadata-only
+    text: Mapped[str | None] = mapped_column(String)  # prompt + answer, for search; None under metadata-only
+    meta: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # the request's `metadata`
+    user: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # completed | failed | cancelled
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Feedback(Base):
+    """A person's (or a program's) judgement of one logged completion."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    log_id: Mapped[str] = mapped_column(ForeignKey("request_logs.id"), index=True)
+    thumb: Mapped[str | None] = mapped_column(String(8))  # up | down
+    score: Mapped[int | None] = mapped_column(Integer)  # 1-5
+    comment: Mapped[str | None] = mapped_column(String)
+    correction: Mapped[str | None] = mapped_column(String)  # the answer it should have given
+    preferred: Mapped[str | None] = mapped_column(String)  # an alternative preferred over the logged answer
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class EvalRun(Base):
+    """An evaluation of one or more models on an eval set with graders; items in an artifact."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    eval_file_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    models: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    graders: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # per model, per grader; diff + CI
+    results_sha256: Mapped[str | None] = mapped_column(String(64))  # per-item outputs and scores (JSONL)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FlywheelTurn(Base):
+    """One turn: feedback → dataset version → incremental fine-tune → eval → promote or not."""
+
+    __tablename__ = "flywheel_turns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # running | promoted | kept | failed | skipped
+    feedback_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    feedback_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    current_model: Mapped[str | None] = mapped_column(String(255))
+    candidate_model: Mapped[str | None] = mapped_column(String(255))
+    dataset_version_id: Mapped[str | None] = mapped_column(String(64))
+    fine_tune_job_id: Mapped[str | None] = mapped_column(String(64))
+    eval_run_id: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # scores, margin, why
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
