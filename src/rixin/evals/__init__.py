@@ -1,0 +1,1 @@
+"""Evaluations: eval sets, graders, eval runs (a resumable job), paired comparisons."""
