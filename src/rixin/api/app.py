@@ -16,6 +16,7 @@ from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
 from rixin.api.embeddings.router import router as embeddings_router
+from rixin.api.evals.router import router as evals_router
 from rixin.api.files.router import router as files_router
 from rixin.api.fine_tuning.router import router as fine_tuning_router
 from rixin.api.jobs.router import router as jobs_router
@@ -96,7 +97,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     for router in (system_router, models_router, chat_router, completions_router,
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
-                   projects_router, labeling_router, review_router, console_router):
+                   projects_router, labeling_router, review_router, evals_router, console_router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

@@ -21,13 +21,115 @@ interval (2000 resamples) of the mean per-item difference.
 
 from __future__ import annotations
 
+from sqlalchemy import select, tuple_
+
+from rixin.errors import InvalidRequest, ModelNotFound, NotFound
+from rixin.evals.evalset import load_items
+from rixin.evals.graders import engine_models, parse_graders
+from rixin.jobs.store import FINAL
+from rixin.store.schema import EvalRun
+from rixin.store.tenancy import Caller, new_id
+
 DEFAULT_MAX_TOKENS = 64
+MAX_MODELS = 8
 
 
-def start_run(platform, caller, *, models: list[str], eval_file_id: str, graders: list[dict],
-              name: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS):
-    raise NotImplementedError  # filled in below in the next commit
+def _check_models(platform, caller: Caller, models) -> list[str]:
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+        raise InvalidRequest("'models' must be a non-empty list of model ids.", param="models")
+    if len(models) > MAX_MODELS:
+        raise InvalidRequest(f"At most {MAX_MODELS} models per run.", param="models")
+    if len(set(models)) != len(models):
+        raise InvalidRequest("'models' lists a model twice; each model is evaluated once.", param="models")
+    for i, model in enumerate(models):
+        try:
+            platform.registry.get(model, caller, kind="chat")
+        except (ModelNotFound, InvalidRequest) as e:
+            raise type(e)(e.message, param=f"models[{i}]", code=e.code) from e
+    return list(models)
 
 
-def get_run(platform, caller, run_id: str):
-    raise NotImplementedError
+def _check_file(platform, caller: Caller, eval_file_id: str) -> None:
+    row = platform.files.get(caller, eval_file_id)  # 404 for unknown ids and other projects' files
+    if row.purpose != "evals":
+        raise InvalidRequest(f"File {row.id} has purpose '{row.purpose}'; eval sets are uploaded with "
+                             "purpose 'evals'.", param="eval_file_id", code="invalid_file_purpose")
+    load_items(platform.files.path(row), f"file {row.id}")  # line-numbered 400s now, not in the job
+
+
+def start_run(platform, caller: Caller, *, models: list[str], eval_file_id: str, graders: list[dict],
+              name: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> EvalRun:
+    """Validate everything a run needs, then create the EvalRun row and its queued "eval" job."""
+    models = _check_models(platform, caller, models)
+    configs = parse_graders(graders)
+    for i, (model, kind) in enumerate(engine_models(configs)):
+        try:
+            platform.registry.get(model, caller, kind=kind)
+        except (ModelNotFound, InvalidRequest) as e:
+            raise type(e)(f"Grader model: {e.message}", param="graders", code=e.code) from e
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 4096:
+        raise InvalidRequest("'max_tokens' must be an integer from 1 to 4096.", param="max_tokens")
+    if name is not None and (not isinstance(name, str) or len(name) > 128):
+        raise InvalidRequest("'name' must be a string of at most 128 characters.", param="name")
+    _check_file(platform, caller, eval_file_id)
+    dumped = [c.model_dump(mode="json", by_alias=True, exclude_defaults=True) | {"type": c.type}
+              for c in configs]
+    run = EvalRun(id=new_id("evalrun"), project_id=caller.project_id, name=name, eval_file_id=eval_file_id,
+                  models=models, graders=dumped, status="queued", summary={})
+    with platform.db.session() as s:  # the row first: the runner may claim the job at once
+        s.add(run)
+    job = platform.jobs.create(caller, "eval", {"run_id": run.id, "eval_file_id": eval_file_id,
+                                                "models": models, "graders": dumped,
+                                                "max_tokens": max_tokens})
+    with platform.db.session() as s:
+        s.get(EvalRun, run.id).job_id = job.id
+    return get_run(platform, caller, run.id)
+
+
+def get_run(platform, caller: Caller, run_id: str) -> EvalRun:
+    """The run (404 for unknown ids and other projects' runs), its status following its job's."""
+    with platform.db.session() as s:
+        run = s.get(EvalRun, run_id)
+        if run is None or run.project_id != caller.project_id:
+            raise NotFound(f"No such eval run: {run_id}", param="run_id")
+        if run.status not in FINAL and run.job_id:
+            job = platform.jobs.get(None, run.job_id)
+            if job.status in ("failed", "cancelled"):  # the handler never got to say so itself
+                run.status, run.finished_at = job.status, job.finished_at
+        return run
+
+
+def job_of(platform, run: EvalRun):
+    return platform.jobs.get(None, run.job_id) if run.job_id else None
+
+
+def list_runs(platform, caller: Caller, *, eval_file_id: str | None = None, limit: int = 20,
+              after: str | None = None) -> tuple[list[EvalRun], bool]:
+    """The project's runs, newest first; (page, has_more). `after`: the last id of the previous page."""
+    with platform.db.session() as s:
+        q = select(EvalRun).where(EvalRun.project_id == caller.project_id)
+        if eval_file_id:
+            q = q.where(EvalRun.eval_file_id == eval_file_id)
+        if after:
+            anchor = s.get(EvalRun, after)
+            if anchor is None or anchor.project_id != caller.project_id:
+                raise NotFound(f"No such eval run: {after}", param="after")
+            q = q.where(tuple_(EvalRun.created_at, EvalRun.id) < tuple_(anchor.created_at, anchor.id))
+        rows = list(s.scalars(q.order_by(EvalRun.created_at.desc(), EvalRun.id.desc()).limit(limit + 1)))
+    return [get_run(platform, caller, r.id) for r in rows[:limit]], len(rows) > limit
+
+
+def run_items(platform, caller: Caller, run_id: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], bool]:
+    """Per-item outputs, scores and differences of a finished run; (page, has_more)."""
+    from rixin.data.records import iter_jsonl
+
+    run = get_run(platform, caller, run_id)
+    if not run.results_sha256:
+        return [], False
+    page = []
+    for i, record in enumerate(iter_jsonl(platform.artifacts.path(run.results_sha256))):
+        if i >= offset + limit:
+            return page, True
+        if i >= offset:
+            page.append(record)
+    return page, False

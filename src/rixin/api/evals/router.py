@@ -1,0 +1,53 @@
+"""/v1/evals/runs (rixin extension): start an eval run, list runs, read one and its items."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from rixin.api.deps import get_caller, get_platform
+from rixin.api.evals.protocol import CreateEvalRun, run_object
+from rixin.evals import service
+from rixin.platform import Platform
+from rixin.store.tenancy import Caller
+
+router = APIRouter(prefix="/v1/evals")
+
+
+def _object(platform: Platform, run) -> dict:
+    return run_object(run, service.job_of(platform, run))
+
+
+@router.post("/runs")
+async def create_run(body: CreateEvalRun, platform: Platform = Depends(get_platform),
+                     caller: Caller = Depends(get_caller)):
+    run = await run_in_threadpool(lambda: service.start_run(
+        platform, caller, models=body.models, eval_file_id=body.eval_file_id, graders=body.graders,
+        name=body.name, max_tokens=body.max_tokens))
+    return await run_in_threadpool(_object, platform, run)
+
+
+@router.get("/runs")
+async def list_runs(eval_file_id: str | None = None, limit: int = Query(20, ge=1, le=100),
+                    after: str | None = None, platform: Platform = Depends(get_platform),
+                    caller: Caller = Depends(get_caller)):
+    rows, has_more = await run_in_threadpool(lambda: service.list_runs(
+        platform, caller, eval_file_id=eval_file_id, limit=limit, after=after))
+    data = [await run_in_threadpool(_object, platform, r) for r in rows]
+    return {"object": "list", "data": data, "has_more": has_more,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+@router.get("/runs/{run_id}")
+async def retrieve_run(run_id: str, platform: Platform = Depends(get_platform),
+                       caller: Caller = Depends(get_caller)):
+    run = await run_in_threadpool(service.get_run, platform, caller, run_id)
+    return await run_in_threadpool(_object, platform, run)
+
+
+@router.get("/runs/{run_id}/items")
+async def run_items(run_id: str, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=1000),
+                    platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
+    items, has_more = await run_in_threadpool(lambda: service.run_items(
+        platform, caller, run_id, offset=offset, limit=limit))
+    return {"object": "list", "data": items, "has_more": has_more, "offset": offset}

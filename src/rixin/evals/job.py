@@ -1,0 +1,134 @@
+"""The "eval" job: generate with each model over the eval set's items, grade, store.
+
+    eval file ─parse─▶ work/items.jsonl (a copy: the file may be deleted mid-run)
+      for each model m, shard s:  greedy generation → graders → shards/m{m}-{s}.jsonl + .done
+      ─merge─▶ results JSONL artifact (one line per item, every model's output and scores,
+               the per-item difference b − a) ─▶ summary on the EvalRun row
+
+Resumable like the label job (label/job.py): a shard with its `.done` marker is skipped when
+the job runs again after a crash; writes are atomic. A plain loop, not Ray Data: generation
+happens inside one engine replica (a Ray actor that serialises requests), so parallel tasks
+would only queue on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rixin.engines.base import GenerateRequest, SamplingParams
+from rixin.errors import ContextLengthExceeded
+from rixin.evals.compare import summarise
+from rixin.evals.evalset import EvalItem, load_items
+from rixin.evals.graders import build_grader, parse_graders
+from rixin.data.records import iter_jsonl, write_jsonl
+from rixin.store.artifacts import atomic_write
+from rixin.store.schema import EvalRun, Job, utcnow
+from rixin.store.tenancy import Caller
+
+SHARD_SIZE = 25  # items per (model, shard): the unit of resume
+
+
+def generate(engine, item: EvalItem, max_tokens: int) -> tuple[str, str]:
+    """(output text, finish reason) of one greedy generation; an over-long prompt scores as empty."""
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=0)
+    try:
+        chunks = engine.generate(GenerateRequest(params, messages=item.messages))
+    except ContextLengthExceeded:
+        return "", "context_length_exceeded"
+    return "".join(c.text for c in chunks), chunks[-1].finish_reason or "stop"
+
+
+def grade_item(graders, item: EvalItem, output: str) -> dict:
+    grades = {g.name: g.grade(item, output) for g in graders}
+    scores = {name: float(min(max(g.score, 0.0), 1.0)) for name, g in grades.items()}
+    return {"scores": scores, "reasons": {name: g.reason for name, g in grades.items()},
+            "mean": sum(scores.values()) / len(scores)}
+
+
+def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: int, progress) -> None:
+    lines = []
+    for item in items:
+        output, finish = generate(engine, item, max_tokens)
+        lines.append(json.dumps({"index": item.index, "output": output, "finish_reason": finish,
+                                 **grade_item(graders, item, output)}, ensure_ascii=False))
+        progress(1)
+    atomic_write(path.with_suffix(".jsonl"), ("\n".join(lines) + "\n").encode())
+    atomic_write(path.with_suffix(".done"), str(len(items)).encode())
+
+
+def _items(platform, params: dict, caller: Caller, work: Path) -> list[EvalItem]:
+    copy = work / "items.jsonl"
+    if not copy.exists():
+        row = platform.files.get(caller, params["eval_file_id"])
+        items = load_items(platform.files.path(row), f"file {row.id}")
+        atomic_write(copy, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n" for i in items).encode())
+    return [EvalItem(**d) for d in iter_jsonl(copy)]
+
+
+def _set_run(platform, run_id: str, **values) -> None:
+    with platform.db.session() as s:
+        run = s.get(EvalRun, run_id)
+        for key, value in values.items():
+            setattr(run, key, value)
+
+
+def run_eval(platform, job: Job, report) -> dict:
+    """Job handler (see module doc)."""
+    from rixin.label.remote import connect
+
+    params = job.params
+    caller = Caller(job.project_id, "", "", False)
+    work = platform.work_dir / job.id
+    (work / "shards").mkdir(parents=True, exist_ok=True)
+    _set_run(platform, params["run_id"], status="running")
+    items = _items(platform, params, caller, work)
+    models, configs = params["models"], parse_graders(params["graders"])
+    shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]
+    todo = [(m, s) for m in range(len(models)) for s in range(len(shards))
+            if not (work / "shards" / f"m{m}-{s:05d}.done").exists()]
+    done = len(items) * len(models) - sum(len(shards[s]) for _, s in todo)
+    report(stage="generate", items_total=len(items) * len(models), items_done=done, shards_skipped=
+           len(models) * len(shards) - len(todo))
+    if todo:
+        engines: dict[tuple[str, str], object] = {}
+
+        def engine(model_id: str, kind: str):
+            if (model_id, kind) not in engines:
+                engines[model_id, kind] = connect(platform, model_id, caller, kind)
+            return engines[model_id, kind]
+
+        graders = [build_grader(c, engine) for c in configs]
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            report(items_done=done)
+
+        for m, s in todo:
+            run_shard(work / "shards" / f"m{m}-{s:05d}", shards[s], engine(models[m], "chat"), graders,
+                      params["max_tokens"], progress)
+    report(stage="summarise")
+    merged = merge(work, items, models, len(shards))
+    summary = summarise(merged, models, [c.label for c in configs])
+    with platform.artifacts.writer() as sink:
+        write_jsonl(merged, sink)
+        sha256, _ = sink.commit()
+    _set_run(platform, params["run_id"], status="succeeded", summary=summary, results_sha256=sha256,
+             finished_at=utcnow())
+    report(stage="done")
+    return {"eval_run_id": params["run_id"], "results_sha256": sha256, "n": len(items)}
+
+
+def merge(work: Path, items: list[EvalItem], models: list[str], shard_count: int) -> list[dict]:
+    """One record per item: its input, ideal, each model's output and scores, diff b − a."""
+    merged = [{"index": it.index, "id": it.id, "input": it.messages, "ideal": it.ideal, "outputs": {}}
+              for it in items]
+    for m, model in enumerate(models):
+        for s in range(shard_count):
+            for line in iter_jsonl(work / "shards" / f"m{m}-{s:05d}.jsonl"):
+                merged[line.pop("index")]["outputs"][model] = line
+    for record in merged:
+        record["diff"] = (record["outputs"][models[1]]["mean"] - record["outputs"][models[0]]["mean"]
+                          if len(models) == 2 else None)
+    return merged
