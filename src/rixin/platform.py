@@ -70,12 +70,20 @@ class Platform:
                 ray.init(address=self.settings.ray_address, namespace="rixin",
                          log_to_driver=False, logging_level=logging.WARNING)
             else:
+                # Ray turns 127.0.0.1 into the host's external address and binds its servers
+                # there; a local, single-machine Ray (like on macOS) keeps them on loopback.
+                os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+                from ray._private import ray_constants
+
+                ray_constants.ENABLE_RAY_CLUSTER = False
                 ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, namespace="rixin",
                          log_to_driver=False, logging_level=logging.WARNING)
 
     def close(self) -> None:
         import ray
 
+        if self.log_writer is not None:
+            self.log_writer.close()  # acknowledged request logs reach the database first
         if ray.is_initialized():
             ray.shutdown()
         self.db.dispose()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rixin import __version__, metrics
 from rixin.api.deps import get_admin, get_platform
+from rixin.api.system.cluster import cluster as cluster_state
 from rixin.platform import Platform
 
 router = APIRouter()
@@ -31,3 +33,10 @@ async def prometheus_metrics():
 async def engines(platform: Platform = Depends(get_platform), _admin=Depends(get_admin)):
     """Engine replicas with process id, state and queue depth (rixin extension, admin only)."""
     return {"object": "list", "data": await platform.pool.describe()}
+
+
+@router.get("/v1/cluster")
+async def cluster(platform: Platform = Depends(get_platform), _admin=Depends(get_admin)):
+    """Ray nodes with their CPUs, GPUs and accelerator types, active jobs per project and the
+    limits in force (rixin extension, admin only)."""
+    return await run_in_threadpool(cluster_state, platform)
