@@ -94,3 +94,39 @@ def test_collate_pads_rows_of_different_lengths(tokenizer, tiny_model):
     assert batch["input_ids"].shape[0] == len(rows) and batch["attention_mask"].shape[1:] == (1,) + batch["input_ids"].shape[1:] * 2
     out = tiny_model(**{k: v for k, v in batch.items() if k != "labels"}, labels=batch["labels"])
     assert torch.isfinite(out.loss)
+
+
+def loss_and_grads(model, compute) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = compute()
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return loss.item(), grads
+
+
+@pytest.mark.parametrize("chunk", [2048, 7])  # one head call; and chunks recomputed in backward
+def test_head_on_trained_positions_only_equals_the_stock_loss(tokenizer, tiny_model, monkeypatch, chunk):
+    """The recipe's loss (LM head + cross-entropy gathered at trained positions) equals the
+    stock transformers loss (head on every position) on a packed, padded batch: value and grads."""
+    from rixin.train import loss as loss_module
+    from rixin.train.recipe import lm_loss
+
+    monkeypatch.setattr(loss_module, "CHUNK", chunk)
+    chats = [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Answer " * (i + 1)}]
+             for i in range(5)]
+    rows = pack([encode_chat(tokenizer, c) for c in chats], max_len=64)
+    assert len(rows) > 1 and len({len(r.input_ids) for r in rows}) > 1  # several rows, padded
+    batch = collate(rows, tokenizer.pad_token_id or 0)
+    assert (batch["labels"] == IGNORE).float().mean() > 0.3  # prompts and padding are not trained
+    stock, stock_grads = loss_and_grads(tiny_model, lambda: tiny_model(
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], attention_mask=batch["attention_mask"],
+        labels=batch["labels"]).loss)
+    ours, our_grads = loss_and_grads(tiny_model, lambda: lm_loss(tiny_model, batch))
+    assert abs(ours - stock) < 1e-6 * max(1.0, abs(stock)), (ours, stock)
+    assert stock_grads.keys() == our_grads.keys() and len(our_grads) > 10
+    for name, grad in stock_grads.items():  # summation order differs: compare at the grad's own scale
+        error = (our_grads[name] - grad).abs().max().item()
+        assert error <= 1e-5 * grad.abs().max().item() + 1e-9, (name, error, grad.abs().max().item())
+    total, count = loss_module.token_loss_sum(tiny_model, batch)
+    assert count == int((batch["labels"][:, 1:] != IGNORE).sum())

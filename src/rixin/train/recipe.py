@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from rixin.train import checkpoint
-from rixin.train.data import collate, count_trained_tokens, encode_record, pack, unpacked
+from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
+from rixin.train.loss import TokenLoss, token_loss_sum
 
 
 def log_line(work: Path, **values) -> None:
@@ -76,8 +77,9 @@ def batches_for_epoch(rows: list, epoch: int, batch_size: int, seed: int, rank: 
 
 
 def lm_loss(model, batch: dict) -> torch.Tensor:
-    return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                 attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    """Mean cross-entropy per trained token of one batch."""
+    total, count = token_loss_sum(model, batch)
+    return total / max(1, count)
 
 
 @torch.no_grad()
@@ -139,12 +141,14 @@ def train_loop_per_worker(cfg: dict) -> None:
     elif rank == 0:
         log_line(work, event="started", total_steps=total_steps, train_rows=len(train_rows),
                  trained_tokens_per_epoch=count_trained_tokens(train_rows) if method != "dpo" else None)
+    # The module each step calls: model + loss in one forward (DDP syncs what its forward ran).
+    trainee = model if method == "dpo" else TokenLoss(model)
     if world > 1:
         import ray.train.torch
 
-        model = ray.train.torch.prepare_model(model, parallel_strategy="ddp")
+        trainee = ray.train.torch.prepare_model(trainee, parallel_strategy="ddp")
     # 5. the loop
-    run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+    run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world)
 
 
@@ -160,7 +164,7 @@ def load_weights(model, path: Path, hp: dict) -> None:
         set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
 
 
-def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world) -> None:
     hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
     accumulate = hp["gradient_accumulation_steps"]
@@ -174,23 +178,17 @@ def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler
             if epoch * per_epoch + index < step:
                 continue  # done before the checkpoint we resumed from
             with autocast:
-                loss_value, tokens = 0.0, 0
-                for micro in group:
-                    if cfg["method"] == "dpo":
-                        loss, n = dpo_loss(model, micro, pad_id, resolved["beta"])
-                    else:
-                        batch = collate(micro, pad_id)
-                        loss, n = lm_loss(model, batch), int((batch["labels"] != -100).sum())
-                    (loss / len(group)).backward()
-                    loss_value += loss.item() / len(group)
-                    tokens += n
+                if cfg["method"] == "dpo":
+                    loss_value, tokens = dpo_step(trainee, group, pad_id, resolved["beta"], world)
+                else:
+                    loss_value, tokens = lm_step(trainee, group, pad_id, world)
             torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens_seen += tokens * world
-            window_tokens += tokens * world
+            tokens_seen += tokens
+            window_tokens += tokens
             if rank == 0:
                 elapsed = max(1e-6, time.time() - started)
                 log_line(work, event="step", step=step, total_steps=total_steps, epoch=epoch + 1,
@@ -207,10 +205,47 @@ def run_epochs(cfg, model, tokenizer, train_rows, val_rows, optimizer, scheduler
     if rank == 0:
         final, tmp = work / "final", work / "final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        unwrap(model).save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         log_line(work, event="finished", step=step, trained_tokens=tokens_seen)
+
+
+def all_sum(values: list[float], world: int) -> list[float]:
+    """Element-wise sum over the ranks (the values themselves when alone)."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def lm_step(trainee, group: list[list], pad_id: int, world: int) -> tuple[float, int]:
+    """Forward and backward of one optimizer step's micro-batches; (mean loss, trained tokens),
+    both over every rank. Each token weighs the same whatever micro-batch or rank it is in: the
+    loss sums are divided by the step's global token count (times world, as DDP averages)."""
+    batches = [collate(micro, pad_id) for micro in group]
+    local = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
+    tokens = int(all_sum([float(local)], world)[0])
+    loss_sum = 0.0
+    for batch in batches:
+        total, _ = trainee(batch["input_ids"], batch["position_ids"], batch["attention_mask"], batch["labels"])
+        (total * (world / max(1, tokens))).backward()
+        loss_sum += total.item()
+    return all_sum([loss_sum], world)[0] / max(1, tokens), tokens
+
+
+def dpo_step(trainee, group: list[list], pad_id: int, beta: float, world: int) -> tuple[float, int]:
+    loss_value, local = 0.0, 0
+    for micro in group:
+        loss, n = dpo_loss(trainee, micro, pad_id, beta)
+        (loss / len(group)).backward()
+        loss_value += loss.item() / len(group)
+        local += n
+    loss_value, tokens = all_sum([loss_value, float(local)], world)
+    return loss_value / world, int(tokens)
 
 
 def agreed_stop(flag: str | None, world: int) -> str | None:
@@ -224,14 +259,10 @@ def agreed_stop(flag: str | None, world: int) -> str | None:
     return {1: "pause", 2: "cancel"}.get(int(code))
 
 
-def unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
 def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id, batch_size,
                     train_loss) -> None:
-    valid = validation_loss(unwrap(model), val_rows, pad_id, batch_size)
-    path = checkpoint.save(work / "checkpoints", step, unwrap(model), optimizer, scheduler,
+    valid = validation_loss(model, val_rows, pad_id, batch_size)
+    path = checkpoint.save(work / "checkpoints", step, model, optimizer, scheduler,
                            {"epoch": epoch, "tokens_seen": tokens_seen})
     log_line(work, event="checkpoint", step=step, path=str(path), train_loss=round(train_loss, 6),
              valid_loss=None if valid is None else round(valid, 6))
