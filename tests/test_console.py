@@ -413,6 +413,9 @@ def test_admin_page_creates_a_key_and_shows_it_once(server, console, world):
     page.locator("main h1", has_text="Admin").wait_for()
     assert page.locator("#nav-admin").is_visible()
     page.locator("#engines code", has_text=CHAT).first.wait_for()
+    cluster = page.locator("#cluster")  # Ray's node, its CPUs and the chat engine placed on it
+    assert "127.0.0.1" in cluster.inner_text() and "alive" in cluster.inner_text()
+    assert "job slots" in page.locator("#limits").inner_text()
     page.get_by_label("Key name").fill("from-the-console")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key-value")

@@ -1,5 +1,5 @@
 // #/admin (admin keys only): projects, their API keys (a new key is shown once, here, and never
-// again), and the engine replicas.
+// again), the cluster (Ray nodes, what runs where, active jobs, limits) and the engine replicas.
 
 import { api } from "../api.js";
 import { act, badge, field, fmt, h, notice, select, table } from "../dom.js";
@@ -66,14 +66,46 @@ function enginesTable(engines) {
   ], engines, { empty: "No engine replicas are running." });
 }
 
+const GIB = 2 ** 30;
+
+function clusterPanel(cluster, engines) {
+  const where = (node) => engines.filter((e) => e.node_id === node.node_id).map((e) => e.model);
+  const limits = cluster.limits;
+  return h("section", { class: "panel", "aria-labelledby": "cluster-title", id: "cluster" },
+    h("h2", { id: "cluster-title" }, "Cluster"),
+    h("p", { class: "muted" }, `${cluster.nodes.length} node(s); free now: ${fmt.num(cluster.available.cpus)} CPUs, `
+      + `${fmt.num(cluster.available.gpus)} GPUs.`),
+    table([
+      { label: "Node", value: (n) => h("code", {}, (n.node_id || "").slice(0, 12)) },
+      { label: "Address", value: (n) => n.address || "—" },
+      { label: "State", value: (n) => badge(n.alive ? "alive" : "dead") },
+      { label: "CPUs", value: (n) => fmt.num(n.cpus), num: true },
+      { label: "GPUs", value: (n) => fmt.num(n.gpus), num: true },
+      { label: "Accelerators", value: (n) => n.accelerators.join(", ") || "—" },
+      { label: "Memory", value: (n) => `${(n.memory_bytes / GIB).toFixed(1)} GiB`, num: true },
+      { label: "Engines here", value: (n) => where(n).join(", ") || "—" },
+    ], cluster.nodes, { empty: "Ray is not running." }),
+    h("h3", {}, "Active jobs"),
+    table([
+      { label: "Project", value: (j) => j.project },
+      { label: "Kind", value: (j) => j.kind },
+      { label: "Status", value: (j) => badge(j.status) },
+      { label: "Jobs", value: (j) => fmt.num(j.count), num: true },
+    ], cluster.jobs, { empty: "No job is queued or running." }),
+    h("h3", {}, "Limits and quotas"),
+    h("dl", { class: "facts", id: "limits" },
+      Object.entries(limits).flatMap(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])));
+}
+
 export async function render(main, ctx) {
   if (!ctx.me.admin) {
     main.replaceChildren(h("h1", {}, "Admin"), h("p", { role: "alert", class: "banner" },
       "This page needs an admin API key (RIXIN_ADMIN_KEY or the key printed by the first `rixin up`)."));
     return;
   }
-  const [{ data: projects }, { data: engines }] = await Promise.all([
-    api.get("/v1/projects", { signal: ctx.signal }), api.get("/v1/engines", { signal: ctx.signal })]);
+  const [{ data: projects }, { data: engines }, cluster] = await Promise.all([
+    api.get("/v1/projects", { signal: ctx.signal }), api.get("/v1/engines", { signal: ctx.signal }),
+    api.get("/v1/cluster", { signal: ctx.signal })]);
   const chosen = ctx.query.get("project") || (projects[0] && projects[0].name);
   const picker = select(projects.map((p) => p.name), { name: "project", value: chosen });
   picker.addEventListener("change", () => { location.hash = `#/admin?project=${encodeURIComponent(picker.value)}`; });
@@ -104,6 +136,7 @@ export async function render(main, ctx) {
       form),
     projects.length ? h("div", { class: "row" }, field("Project", picker)) : null,
     chosen ? await keysPanel(chosen, ctx) : null,
+    clusterPanel(cluster, engines),
     h("section", { class: "panel", "aria-labelledby": "engines-title" },
       h("h2", { id: "engines-title" }, "Engines"), refresh, enginesBox),
   );
