@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from rixin.config import Settings
 from rixin.data.datasets import Datasets
+from rixin.flywheel.deployments import Deployments
+from rixin.flywheel.feedback import FeedbackStore
+from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.jobs.store import JobStore
 from rixin.models.registry import Registry
 from rixin.store.artifacts import ArtifactStore
@@ -33,6 +36,10 @@ class Platform:
     datasets: Datasets
     jobs: JobStore
     events: "JobEvents"
+    deployments: object | None = None  # flywheel.deployments.Deployments
+    log_writer: object | None = None  # flywheel.logs.LogWriter (background thread)
+    request_logs: object | None = None  # flywheel.logs.RequestLogs
+    feedback: object | None = None  # flywheel.feedback.FeedbackStore
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
     ready: bool = False
     ready_error: str | None = None
@@ -45,8 +52,10 @@ class Platform:
         db.migrate()
         artifacts = ArtifactStore(settings.data_dir / "artifacts")
         files = Files(db, artifacts)
-        return cls(settings, db, Tenancy(db), Registry(db), artifacts, files,
-                   Datasets(db, artifacts, files), JobStore(db), JobEvents(db))
+        registry, writer = Registry(db), LogWriter(db)
+        logs = RequestLogs(db, writer)
+        return cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
+                   JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs, FeedbackStore(db, logs))
 
     @property
     def work_dir(self):

@@ -15,12 +15,15 @@ from rixin.api import errors
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
+from rixin.api.deployments.router import router as deployments_router
 from rixin.api.embeddings.router import router as embeddings_router
+from rixin.api.feedback.router import router as feedback_router
 from rixin.api.evals.router import router as evals_router
 from rixin.api.files.router import router as files_router
 from rixin.api.fine_tuning.router import router as fine_tuning_router
 from rixin.api.jobs.router import router as jobs_router
 from rixin.api.labeling.router import router as labeling_router
+from rixin.api.logs.router import router as logs_router
 from rixin.api.models.router import router as models_router
 from rixin.api.projects.router import router as projects_router
 from rixin.api.review.router import router as review_router
@@ -80,6 +83,7 @@ def create_app(platform: Platform) -> FastAPI:
         yield
         for task in tasks:
             task.cancel()
+        await asyncio.to_thread(platform.log_writer.close)  # no acknowledged request log is lost
 
     app = FastAPI(title="rixin", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
@@ -98,6 +102,8 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (system_router, models_router, chat_router, completions_router,
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
                    projects_router, labeling_router, review_router, evals_router, console_router):
+        app.include_router(router)
+    for router in (deployments_router, logs_router, feedback_router):  # the flywheel
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

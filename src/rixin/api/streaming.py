@@ -56,16 +56,18 @@ class Collected:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def add(self, chunk: Chunk) -> None:
+        self.text += chunk.text
+        self.logprobs.extend(chunk.logprobs)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+            self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
+
 
 async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int) -> list[Collected]:
     out = [Collected() for _ in range(n)]
     async for index, chunk in events:
-        c = out[index]
-        c.text += chunk.text
-        c.logprobs.extend(chunk.logprobs)
-        if chunk.finish_reason is not None:
-            c.finish_reason = chunk.finish_reason
-            c.prompt_tokens, c.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
+        out[index].add(chunk)
     return out
 
 

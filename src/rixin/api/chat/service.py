@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import choice_events, collect, stream_response, usage
+from rixin.api.streaming import Collected, choice_events, collect, stream_response, usage
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import InvalidRequest
+from rixin.flywheel.hook import track
 from rixin.models.registry import spec_of
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
@@ -79,20 +80,28 @@ def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequ
     return requests
 
 
+def _answer(cid: str, created: int, model: str, results: list[Collected], wants_logprobs: bool) -> dict:
+    choices = [{"index": i, "message": {"role": "assistant", "content": r.text, "refusal": None},
+                "logprobs": choice_logprobs(r.logprobs, wants_logprobs), "finish_reason": r.finish_reason}
+               for i, r in enumerate(results)]
+    return completion_object(cid, created, model, choices,
+                             usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
+
+
 async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest):
-    row = await run_in_threadpool(platform.registry.get, body.model, caller, kind="chat")
+    # A deployment name resolves once per request: a concurrent switch never mixes targets.
+    resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
+    row, shown = resolved.model, body.model  # clients get back the name they sent
     requests = build_requests(body, platform.settings.max_n)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    events = choice_events(platform.pool, spec_of(row), requests)
     wants_logprobs = bool(body.logprobs)
+    events = track(platform, caller, resolved, body, cid=cid, endpoint="chat.completions", n=len(requests),
+                   events=choice_events(platform.pool, spec_of(row), requests),
+                   respond=lambda results: _answer(cid, created, shown, results, wants_logprobs),
+                   prompt_text="\n".join(m["content"] for m in requests[0].messages))
 
     if not body.stream:
-        results = await collect(events, len(requests))
-        choices = [{"index": i, "message": {"role": "assistant", "content": r.text, "refusal": None},
-                    "logprobs": choice_logprobs(r.logprobs, wants_logprobs), "finish_reason": r.finish_reason}
-                   for i, r in enumerate(results)]
-        return completion_object(cid, created, row.id, choices,
-                                 usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
+        return _answer(cid, created, shown, await collect(events, len(requests)), wants_logprobs)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
@@ -103,11 +112,11 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
         if index not in started:
             started.add(index)
             delta = {"role": "assistant", "content": "", "refusal": None}
-            events_out.append(chunk_object(cid, created, row.id, [
+            events_out.append(chunk_object(cid, created, shown, [
                 {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}], usage_field))
         if chunk.text or chunk.logprobs or chunk.finish_reason:
             delta = {"content": chunk.text} if chunk.text or not chunk.finish_reason else {}
-            events_out.append(chunk_object(cid, created, row.id, [
+            events_out.append(chunk_object(cid, created, shown, [
                 {"index": index, "delta": delta,
                  "logprobs": choice_logprobs(chunk.logprobs, wants_logprobs) if chunk.logprobs else None,
                  "finish_reason": chunk.finish_reason}], usage_field))
@@ -116,6 +125,6 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
     def final(prompt_tokens: int, completion_tokens: int) -> dict | None:
         if not include_usage:
             return None
-        return chunk_object(cid, created, row.id, [], usage(prompt_tokens, completion_tokens))
+        return chunk_object(cid, created, shown, [], usage(prompt_tokens, completion_tokens))
 
     return await stream_response(events, render, final)

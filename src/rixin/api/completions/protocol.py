@@ -32,6 +32,9 @@ class CompletionRequest(Lenient):
     temperature: Temperature | None = None
     top_p: TopP | None = None
     user: StrictStr | None = None
+    # rixin extensions (as in chat completions): log this request, tagged with metadata
+    metadata: dict[str, StrictStr] | None = None
+    store: StrictBool | None = None
 
 
 def legacy_logprobs(logprobs: list[TokenLogprob], offset: int) -> dict:

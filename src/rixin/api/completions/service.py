@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from rixin.api.completions.protocol import CompletionRequest, completion_object, legacy_logprobs
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import choice_events, collect, stream_response, usage
+from rixin.api.streaming import Collected, choice_events, collect, stream_response, usage
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import ContextLengthExceeded, InvalidRequest
+from rixin.flywheel.hook import track
 from rixin.models.registry import spec_of
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
@@ -64,21 +65,26 @@ def build_requests(body: CompletionRequest, max_n: int) -> list[GenerateRequest]
 
 
 async def create(platform: Platform, caller: Caller, body: CompletionRequest):
-    row = await run_in_threadpool(platform.registry.get, body.model, caller, kind="chat")
+    resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
+    row, shown = resolved.model, body.model  # clients get back the name they sent
     requests = build_requests(body, platform.settings.max_n)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-    events = about_the_prompt(choice_events(platform.pool, spec_of(row), requests))
     echo = [r.prompt if body.echo else "" for r in requests]
     wants_logprobs = body.logprobs is not None
 
-    if not body.stream:
-        results = await collect(events, len(requests))
+    def answer(results: list[Collected]) -> dict:
         choices = [{"text": echo[i] + r.text, "index": i,
                     "logprobs": legacy_logprobs(r.logprobs, len(echo[i])) if wants_logprobs else None,
                     "finish_reason": r.finish_reason} for i, r in enumerate(results)]
-        return completion_object(cid, created, row.id, choices,
+        return completion_object(cid, created, shown, choices,
                                  usage(sum(r.prompt_tokens for r in results),
                                        sum(r.completion_tokens for r in results)))
+
+    events = track(platform, caller, resolved, body, cid=cid, endpoint="completions", n=len(requests),
+                   events=about_the_prompt(choice_events(platform.pool, spec_of(row), requests)),
+                   respond=answer, prompt_text="\n".join(r.prompt for r in requests))
+    if not body.stream:
+        return answer(await collect(events, len(requests)))
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
@@ -91,7 +97,7 @@ async def create(platform: Platform, caller: Caller, body: CompletionRequest):
             text = echo[index] + text
         if not (text or chunk.logprobs or chunk.finish_reason):
             return []
-        return [completion_object(cid, created, row.id, [{
+        return [completion_object(cid, created, shown, [{
             "text": text, "index": index,
             "logprobs": legacy_logprobs(chunk.logprobs, 0) if wants_logprobs else None,
             "finish_reason": chunk.finish_reason}], usage_field)]
@@ -99,6 +105,6 @@ async def create(platform: Platform, caller: Caller, body: CompletionRequest):
     def final(prompt_tokens: int, completion_tokens: int) -> dict | None:
         if not include_usage:
             return None
-        return completion_object(cid, created, row.id, [], usage(prompt_tokens, completion_tokens))
+        return completion_object(cid, created, shown, [], usage(prompt_tokens, completion_tokens))
 
     return await stream_response(events, render, final)
