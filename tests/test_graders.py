@@ -286,3 +286,13 @@ def test_summarise():
     assert summary["models"]["B"] == {"mean": 0.5, "graders": {"g1": 0.5, "g2": 0.5}}
     assert summary["diff"]["mean"] == 0.0 and summary["diff"]["wins"] == 1 and summary["diff"]["losses"] == 1
     assert summarise(items, ["A"], ["g1"])["diff"] is None
+
+
+def test_model_graded_truncated_reply():
+    class Cut(FakeJudge):
+        def generate(self, request):
+            self.requests.append(request)
+            return [Chunk(text='{"score', finish_reason="length")]
+
+    g = ModelGraded(parse_graders([{"type": "model_graded", "rubric": "r"}])[0], Cut(""))
+    assert (g.grade(item("x"), "y").score, g.grade(item("x"), "y").reason) == (0.0, "judge_truncated")

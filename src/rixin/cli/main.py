@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rixin.cli import data as data_commands
+from rixin.cli import eval as eval_commands
 from rixin.cli import train as train_commands
 from rixin.cli import label as label_commands
 from rixin.cli import status as status_commands
@@ -240,6 +241,7 @@ def models_list(data_dir: Path):
 data_commands.register(main, open_platform, data_dir_option, cli_errors)
 train_commands.register(main, open_platform, data_dir_option, cli_errors)
 label_commands.register(main, open_platform, data_dir_option, cli_errors)
+eval_commands.register(main, open_platform, data_dir_option, cli_errors)
 status_commands.register(main, cli_errors)
 
 if __name__ == "__main__":

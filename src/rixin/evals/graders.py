@@ -128,7 +128,8 @@ class ModelGradedConfig(_Config):
     rubric: str = Field(min_length=1, description="What a good answer is; the judge's instruction.")
     choices: list[str] = Field(default_factory=lambda: ["1", "2", "3", "4", "5"], min_length=2,
                                description="Scores the judge picks from, worst first.")
-    max_tokens: int = Field(16, ge=4, le=256, description="Most tokens of the judge's answer.")
+    max_tokens: int = Field(32, ge=8, le=256, description="Most tokens of the judge's answer (the JSON "
+                            "around the choice takes ~8).")
 
 
 GraderConfig = Annotated[Union[ExactMatchConfig, IncludesConfig, RegexConfig, JsonSchemaConfig, NumericConfig,
@@ -328,14 +329,15 @@ class ModelGraded:
         params = SamplingParams(max_tokens=self.config.max_tokens, temperature=0.0, json_schema=self.schema,
                                 seed=0)
         chunks = self.engine.generate(GenerateRequest(params, messages=self.prompt(item, output)))
-        return self.parse("".join(c.text for c in chunks))
+        return self.parse("".join(c.text for c in chunks), truncated=chunks[-1].finish_reason == "length")
 
-    def parse(self, text: str) -> Grade:
+    def parse(self, text: str, truncated: bool = False) -> Grade:
         """The judge's reply → a grade: the choice's position scaled to [0, 1]."""
         try:
             value = json.loads(text)
         except ValueError:
-            return Grade(0.0, "judge_unparseable")
+            # under the grammar only a reply cut by max_tokens fails to parse
+            return Grade(0.0, "judge_truncated" if truncated else "judge_unparseable")
         choice = value.get("score") if isinstance(value, dict) else None
         if isinstance(choice, int | float) and not isinstance(choice, bool):
             choice = str(choice).removesuffix(".0")

@@ -29,11 +29,12 @@ from rixin.store.tenancy import Caller
 SHARD_SIZE = 25  # items per (model, shard): the unit of resume
 
 
-def generate(engine, item: EvalItem, max_tokens: int) -> tuple[str, str]:
+def generate(engine, item: EvalItem, max_tokens: int, system: str = "") -> tuple[str, str]:
     """(output text, finish reason) of one greedy generation; an over-long prompt scores as empty."""
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=0)
+    messages = ([{"role": "system", "content": system}] if system else []) + item.messages
     try:
-        chunks = engine.generate(GenerateRequest(params, messages=item.messages))
+        chunks = engine.generate(GenerateRequest(params, messages=messages))
     except ContextLengthExceeded:
         return "", "context_length_exceeded"
     return "".join(c.text for c in chunks), chunks[-1].finish_reason or "stop"
@@ -46,10 +47,11 @@ def grade_item(graders, item: EvalItem, output: str) -> dict:
             "mean": sum(scores.values()) / len(scores)}
 
 
-def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: int, progress) -> None:
+def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: int, system: str,
+              progress) -> None:
     lines = []
     for item in items:
-        output, finish = generate(engine, item, max_tokens)
+        output, finish = generate(engine, item, max_tokens, system)
         lines.append(json.dumps({"index": item.index, "output": output, "finish_reason": finish,
                                  **grade_item(graders, item, output)}, ensure_ascii=False))
         progress(1)
@@ -83,7 +85,8 @@ def run_eval(platform, job: Job, report) -> dict:
     (work / "shards").mkdir(parents=True, exist_ok=True)
     _set_run(platform, params["run_id"], status="running")
     items = _items(platform, params, caller, work)
-    models, configs = params["models"], parse_graders(params["graders"])
+    variants, configs = params["models"], parse_graders(params["graders"])
+    models = [v["name"] for v in variants]
     shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]
     todo = [(m, s) for m in range(len(models)) for s in range(len(shards))
             if not (work / "shards" / f"m{m}-{s:05d}.done").exists()]
@@ -106,8 +109,8 @@ def run_eval(platform, job: Job, report) -> dict:
             report(items_done=done)
 
         for m, s in todo:
-            run_shard(work / "shards" / f"m{m}-{s:05d}", shards[s], engine(models[m], "chat"), graders,
-                      params["max_tokens"], progress)
+            run_shard(work / "shards" / f"m{m}-{s:05d}", shards[s], engine(variants[m]["model"], "chat"), graders,
+                      params["max_tokens"], variants[m]["system"], progress)
     report(stage="summarise")
     merged = merge(work, items, models, len(shards))
     summary = summarise(merged, models, [c.label for c in configs])

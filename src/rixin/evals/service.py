@@ -6,6 +6,9 @@ The flywheel's promotion gate calls exactly these two functions:
               name: str | None = None, max_tokens: int = 64) -> EvalRun
     get_run(platform, caller, run_id: str) -> EvalRun
 
+A `models` entry may also be a variant `{"model": id, "name": label, "system": prompt}` (the
+same model under another system prompt); the summary then uses its name instead of the id.
+
 `EvalRun.status`: queued | running | succeeded | failed | cancelled (the job's status).
 `EvalRun.summary` once succeeded (diff = b − a on the per-item mean score, a = models[0],
 b = models[1]; None when fewer or more than two models):
@@ -21,6 +24,7 @@ interval (2000 resamples) of the mean per-item difference.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, tuple_
 
 from rixin.errors import InvalidRequest, ModelNotFound, NotFound
@@ -34,19 +38,48 @@ DEFAULT_MAX_TOKENS = 64
 MAX_MODELS = 8
 
 
-def _check_models(platform, caller: Caller, models) -> list[str]:
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+class ModelVariant(BaseModel):
+    """A model with its own system prompt, compared under its own name (rixin extension)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, description="A chat model id.")
+    name: str = Field("", max_length=128, description="Its name in the summary; default: the model id.")
+    system: str = Field("", description="A system message put before each item's messages.")
+
+
+def variants(models: list) -> list[ModelVariant]:
+    """Model entries (an id, or {"model", "name", "system"}) as variants; 400 naming the entry."""
+    if not isinstance(models, list) or not models:
         raise InvalidRequest("'models' must be a non-empty list of model ids.", param="models")
     if len(models) > MAX_MODELS:
         raise InvalidRequest(f"At most {MAX_MODELS} models per run.", param="models")
-    if len(set(models)) != len(models):
-        raise InvalidRequest("'models' lists a model twice; each model is evaluated once.", param="models")
-    for i, model in enumerate(models):
+    out = []
+    for i, entry in enumerate(models):
         try:
-            platform.registry.get(model, caller, kind="chat")
+            v = ModelVariant(model=entry) if isinstance(entry, str) else ModelVariant.model_validate(entry)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise InvalidRequest(f"Invalid 'models[{i}]{'.' + where if where else ''}': {first['msg']}. An entry "
+                                 'is a model id or {"model": id, "name": ..., "system": ...}.',
+                                 param=f"models[{i}]") from e
+        out.append(v if v.name else v.model_copy(update={"name": v.model}))
+    names = [v.name for v in out]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise InvalidRequest(f"'models' names '{name}' twice; give a variant its own 'name'.",
+                                 param=f"models[{i}]")
+    return out
+
+
+def _check_models(platform, caller: Caller, models: list) -> list[ModelVariant]:
+    out = variants(models)
+    for i, v in enumerate(out):
+        try:
+            platform.registry.get(v.model, caller, kind="chat")
         except (ModelNotFound, InvalidRequest) as e:
             raise type(e)(e.message, param=f"models[{i}]", code=e.code) from e
-    return list(models)
+    return out
 
 
 def _check_file(platform, caller: Caller, eval_file_id: str) -> None:
@@ -57,16 +90,18 @@ def _check_file(platform, caller: Caller, eval_file_id: str) -> None:
     load_items(platform.files.path(row), f"file {row.id}")  # line-numbered 400s now, not in the job
 
 
-def start_run(platform, caller: Caller, *, models: list[str], eval_file_id: str, graders: list[dict],
+def start_run(platform, caller: Caller, *, models: list[str | dict], eval_file_id: str, graders: list[dict],
               name: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> EvalRun:
     """Validate everything a run needs, then create the EvalRun row and its queued "eval" job."""
-    models = _check_models(platform, caller, models)
+    variants_ = _check_models(platform, caller, models)
     configs = parse_graders(graders)
-    for i, (model, kind) in enumerate(engine_models(configs)):
+    for i, config in enumerate(configs):
+        needs = engine_models([config])
         try:
-            platform.registry.get(model, caller, kind=kind)
+            for model, kind in needs:
+                platform.registry.get(model, caller, kind=kind)
         except (ModelNotFound, InvalidRequest) as e:
-            raise type(e)(f"Grader model: {e.message}", param="graders", code=e.code) from e
+            raise type(e)(f"Grader graders[{i}]: {e.message}", param=f"graders[{i}].model", code=e.code) from e
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= 4096:
         raise InvalidRequest("'max_tokens' must be an integer from 1 to 4096.", param="max_tokens")
     if name is not None and (not isinstance(name, str) or len(name) > 128):
@@ -75,11 +110,12 @@ def start_run(platform, caller: Caller, *, models: list[str], eval_file_id: str,
     dumped = [c.model_dump(mode="json", by_alias=True, exclude_defaults=True) | {"type": c.type}
               for c in configs]
     run = EvalRun(id=new_id("evalrun"), project_id=caller.project_id, name=name, eval_file_id=eval_file_id,
-                  models=models, graders=dumped, status="queued", summary={})
+                  models=list(models), graders=dumped, status="queued", summary={})
     with platform.db.session() as s:  # the row first: the runner may claim the job at once
         s.add(run)
     job = platform.jobs.create(caller, "eval", {"run_id": run.id, "eval_file_id": eval_file_id,
-                                                "models": models, "graders": dumped,
+                                                "models": [v.model_dump() for v in variants_],
+                                                "graders": dumped,
                                                 "max_tokens": max_tokens})
     with platform.db.session() as s:
         s.get(EvalRun, run.id).job_id = job.id

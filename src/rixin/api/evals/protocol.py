@@ -15,7 +15,7 @@ from rixin.store.schema import EvalRun, Job
 class CreateEvalRun(Lenient):
     name: Annotated[StrictStr, Field(max_length=128)] | None = None
     eval_file_id: StrictStr
-    models: Annotated[list[StrictStr], Field(min_length=1, max_length=8)]
+    models: Annotated[list[StrictStr | dict], Field(min_length=1, max_length=8)]
     graders: Annotated[list[dict], Field(min_length=1)]
     max_tokens: Annotated[StrictInt, Field(ge=1, le=4096)] = DEFAULT_MAX_TOKENS
 
