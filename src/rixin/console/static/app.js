@@ -7,6 +7,8 @@ import { clearNotice, field, h } from "./dom.js";
 import * as admin from "./pages/admin.js";
 import * as dataset from "./pages/dataset.js";
 import * as datasets from "./pages/datasets.js";
+import * as evalrun from "./pages/evalrun.js";
+import * as evals from "./pages/evals.js";
 import * as job from "./pages/job.js";
 import * as models from "./pages/models.js";
 import * as playground from "./pages/playground.js";
@@ -19,6 +21,8 @@ const ROUTES = [
   { path: /^\/training$/, page: training, nav: "training", title: "Training" },
   { path: /^\/training\/([^/]+)$/, page: job, nav: "training", title: "Fine-tuning job" },
   { path: /^\/playground$/, page: playground, nav: "playground", title: "Playground" },
+  { path: /^\/evals$/, page: evals, nav: "evals", title: "Evaluations" },
+  { path: /^\/evals\/([^/]+)$/, page: evalrun, nav: "evals", title: "Eval run" },
   { path: /^\/admin$/, page: admin, nav: "admin", title: "Admin" },
 ];
 

@@ -1,5 +1,6 @@
 // Charts as inline SVG, drawn by hand: a line chart (loss, tokens/s), a horizontal bar chart
-// (removed per reason, labels, confidences) and the model lineage graph (parent → child).
+// (removed per reason, labels, confidences), an interval chart (a difference with its
+// confidence interval) and the model lineage graph (parent → child).
 // Every chart is role="img" with a text summary for screen readers.
 
 import { s } from "./dom.js";
@@ -11,7 +12,9 @@ export function ticks(lo, hi, count = 5) {
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= raw);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    out.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12))); // no "-2.8e-17" for 0
+  }
   return out;
 }
 
@@ -19,7 +22,8 @@ const label = (v) => (Math.abs(v) >= 1000 ? v.toLocaleString() : String(Number(v
 
 // series: [{name, points: [[x, y], ...]}] (points sorted by x). One polyline per series, and a
 // circle per point (class "point") while there are few enough to tell apart.
-export function lineChart(series, { title, xLabel = "", yLabel = "", width = 640, height = 260, zeroBased = false } = {}) {
+// yMax: the top of the y axis at least this (e.g. 1 for scores in [0, 1]).
+export function lineChart(series, { title, xLabel = "", yLabel = "", width = 640, height = 260, zeroBased = false, yMax = null } = {}) {
   const all = series.flatMap((x) => x.points);
   const m = { left: 56, right: 16, top: 24, bottom: 40 };
   const svg = s("svg", {
@@ -35,7 +39,7 @@ export function lineChart(series, { title, xLabel = "", yLabel = "", width = 640
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [zeroBased ? 0 : Math.min(...ys), Math.max(...ys)];
+  let [y0, y1] = [zeroBased ? 0 : Math.min(...ys), Math.max(yMax ?? -Infinity, ...ys)];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
   const pad = (y1 - y0) * 0.05;
@@ -67,9 +71,10 @@ export function lineChart(series, { title, xLabel = "", yLabel = "", width = 640
           s("title", {}, `${one.name}: ${xLabel} ${x}, ${label(y)}`)));
       }
     }
-    if (series.length > 1) {
-      svg.append(s("rect", { class: `legend-${i}`, x: width - m.right - 110, y: m.top - 16 + i * 14, width: 10, height: 10 }),
-        s("text", { x: width - m.right - 96, y: m.top - 7 + i * 14 }, one.name));
+    if (series.length > 1) { // room for the longest name (about 6.5 px a character at 11 px)
+      const room = Math.max(110, 14 + 6.5 * Math.max(...series.map((x) => x.name.length)));
+      svg.append(s("rect", { class: `legend-${i}`, x: width - m.right - room, y: m.top - 16 + i * 14, width: 10, height: 10 }),
+        s("text", { x: width - m.right - room + 14, y: m.top - 7 + i * 14 }, one.name));
     }
   });
   return svg;
@@ -90,6 +95,46 @@ export function barChart(items, { title, width = 560, barHeight = 20, labelWidth
       s("rect", { class: "bar", x: labelWidth, y, width: w.toFixed(1), height: barHeight, "data-label": item.label },
         s("title", {}, `${item.label}: ${item.value}`)),
       s("text", { x: labelWidth + w + 6, y: y + barHeight * 0.7 }, item.value.toLocaleString()),
+    );
+  });
+  return svg;
+}
+
+// rows: [{label, mean, low, high}] drawn as a point with its interval on a shared axis that
+// always includes 0 (the "no difference" line), one row per comparison.
+export function intervalChart(rows, { title, xLabel = "", width = 640, rowHeight = 44 } = {}) {
+  const m = { left: 24, right: 24, top: 8, bottom: 36 };
+  const height = m.top + Math.max(1, rows.length) * rowHeight + m.bottom;
+  const svg = s("svg", { class: "chart interval-chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "data-rows": rows.length });
+  svg.append(s("title", {}, `${title}: ${rows.map((r) => `${r.label} ${label(r.mean)} (95% CI ${label(r.low)} to ${label(r.high)})`).join("; ") || "nothing"}`));
+  const values = rows.flatMap((r) => [r.low, r.high, r.mean]).concat([0]);
+  let [x0, x1] = [Math.min(...values), Math.max(...values)];
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  const pad = (x1 - x0) * 0.08;
+  [x0, x1] = [x0 - pad, x1 + pad];
+  const X = (x) => m.left + ((x - x0) / (x1 - x0)) * (width - m.left - m.right);
+  const bottom = height - m.bottom;
+  for (const t of ticks(x0, x1, 6)) {
+    svg.append(s("line", { class: "grid", x1: X(t), x2: X(t), y1: m.top, y2: bottom }),
+      s("text", { x: X(t), y: bottom + 16, "text-anchor": "middle" }, label(t)));
+  }
+  svg.append(
+    s("line", { class: "axis", x1: m.left, x2: width - m.right, y1: bottom, y2: bottom }),
+    s("line", { class: "zero", x1: X(0), x2: X(0), y1: m.top, y2: bottom }),
+    s("text", { x: (m.left + width - m.right) / 2, y: height - 4, "text-anchor": "middle" }, xLabel),
+  );
+  rows.forEach((r, i) => {
+    const y = m.top + i * rowHeight + rowHeight * 0.65;
+    const side = r.low > 0 ? "above" : r.high < 0 ? "below" : "spans";
+    svg.append(
+      s("text", { x: m.left, y: y - 12 }, r.label),
+      s("g", { class: `interval ${side}`, "data-low": r.low, "data-high": r.high, "data-mean": r.mean },
+        s("line", { x1: X(r.low), x2: X(r.high), y1: y, y2: y }),
+        s("line", { x1: X(r.low), x2: X(r.low), y1: y - 6, y2: y + 6 }),
+        s("line", { x1: X(r.high), x2: X(r.high), y1: y - 6, y2: y + 6 }),
+        s("circle", { cx: X(r.mean), cy: y, r: 4.5 },
+          s("title", {}, `${r.label}: ${label(r.mean)}, 95% CI [${label(r.low)}, ${label(r.high)}]`))),
     );
   });
   return svg;
