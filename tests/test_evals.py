@@ -196,3 +196,61 @@ def test_bad_files(project):
         assert r.status_code == 400 and fragment in r.json()["error"]["message"], r.text
         assert r.json()["error"]["param"] == "eval_file_id"
     assert http.get("/v1/evals/runs/evalrun-nope").status_code == 404
+
+
+# ---------------------------------------------------------------------- resume (no server)
+
+
+class CountingEngine:
+    """Stands in for the chat replica in-process and dies on a chosen call: the crash of a
+    job's process is what is simulated here (the live path is covered above)."""
+
+    def __init__(self, die_at: int | None = None):
+        self.calls, self.die_at = 0, die_at
+
+    def generate(self, request):
+        from rixin.engines.base import Chunk
+
+        self.calls += 1
+        if self.calls == self.die_at:
+            raise KeyboardInterrupt("simulated crash of the job's process")
+        return [Chunk(text=request.messages[-1]["content"].upper(), finish_reason="stop")]
+
+
+def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeypatch):
+    import rixin.evals.job as job_module
+    import rixin.label.remote as remote
+    from rixin.cli.data import project_caller, upload_local
+    from rixin.config import Settings
+    from rixin.evals.service import get_run, run_items, start_run
+    from rixin.platform import Platform
+
+    platform = Platform.open(Settings(data_dir=tmp_path / "data"))
+    platform.registry.sync_bundled()
+    caller = project_caller(platform, "resume")
+    rows = [{"input": f"word {i}", "ideal": f"WORD {i}"} for i in range(5)]
+    (tmp_path / "set.jsonl").write_bytes(jsonl(rows))
+    file_id = upload_local(platform, caller, tmp_path / "set.jsonl", purpose="evals").id
+    run = start_run(platform, caller, models=[CHAT, {"model": CHAT, "name": "b", "system": "s"}],
+                    eval_file_id=file_id, graders=[{"type": "exact_match"}], max_tokens=4)
+    monkeypatch.setattr(job_module, "SHARD_SIZE", 2)  # 3 shards per model
+    engine = CountingEngine(die_at=4)  # dies inside model a's second shard
+    monkeypatch.setattr(remote, "connect", lambda *a, **k: engine)
+    job = platform.jobs.claim(run.job_id)
+    with pytest.raises(KeyboardInterrupt):
+        job_module.run_eval(platform, job, lambda **values: platform.jobs.progress(job.id, **values))
+    shards = platform.work_dir / job.id / "shards"
+    assert sorted(p.name for p in shards.glob("*.done")) == ["m0-00000.done"]
+    assert get_run(platform, caller, run.id).status == "running"
+
+    engine = CountingEngine()
+    monkeypatch.setattr(remote, "connect", lambda *a, **k: engine)
+    result = job_module.run_eval(platform, job, lambda **values: platform.jobs.progress(job.id, **values))
+    assert engine.calls == 2 * len(rows) - 2  # the finished shard was not generated again
+    assert platform.jobs.get(None, job.id).progress["shards_skipped"] == 1
+    run = get_run(platform, caller, run.id)
+    assert run.status == "succeeded" and result["n"] == len(rows)
+    assert run.summary["models"][CHAT]["mean"] == 1.0 and run.summary["models"]["b"]["mean"] == 1.0
+    items, _ = run_items(platform, caller, run.id)
+    assert [it["outputs"]["b"]["output"] for it in items] == [f"WORD {i}" for i in range(len(rows))]
+    assert run.summary["diff"]["ties"] == len(rows)
