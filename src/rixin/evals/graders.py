@@ -166,12 +166,21 @@ def parse_graders(data: Any) -> list[GraderConfig]:
         else:
             message = f"Invalid '{path}': {first['msg'].removeprefix('Value error, ')}."
         raise InvalidRequest(message, param=path) from e
-    names = [c.label for c in configs]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            raise InvalidRequest(f"Two graders are named '{name}'; give one a different 'name'.",
-                                 param=f"graders[{i}].name")
+    i = duplicate_at([c.label for c in configs])
+    if i is not None:
+        raise InvalidRequest(f"Two graders are named '{configs[i].label}'; give one a different 'name'.",
+                             param=f"graders[{i}].name")
     return configs
+
+
+def duplicate_at(names: list[str]) -> int | None:
+    """The index of the first name seen before, if any (names key the summary: they must differ)."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            return i
+        seen.add(name)
+    return None
 
 
 # ---------------------------------------------------------------------- text

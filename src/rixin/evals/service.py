@@ -29,7 +29,7 @@ from sqlalchemy import select, tuple_
 
 from rixin.errors import InvalidRequest, ModelNotFound, NotFound
 from rixin.evals.evalset import load_items
-from rixin.evals.graders import engine_models, parse_graders
+from rixin.evals.graders import duplicate_at, engine_models, parse_graders
 from rixin.jobs.store import FINAL
 from rixin.store.schema import EvalRun
 from rixin.store.tenancy import Caller, new_id
@@ -64,11 +64,10 @@ def variants(models: list) -> list[ModelVariant]:
                                  'is a model id or {"model": id, "name": ..., "system": ...}.',
                                  param=f"models[{i}]") from e
         out.append(v if v.name else v.model_copy(update={"name": v.model}))
-    names = [v.name for v in out]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            raise InvalidRequest(f"'models' names '{name}' twice; give a variant its own 'name'.",
-                                 param=f"models[{i}]")
+    i = duplicate_at([v.name for v in out])
+    if i is not None:
+        raise InvalidRequest(f"'models' names '{out[i].name}' twice; give a variant its own 'name'.",
+                             param=f"models[{i}]")
     return out
 
 
