@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, null, or_, select, tuple_
 
 from rixin.data.pii import redact
 from rixin.errors import InvalidRequest, NotFound
@@ -50,13 +50,20 @@ class Pending:
         request, text = (self.request if full else None), (f"{prompt}\n{answer}" if full else None)
         if full and self.redact_pii:
             request, response, text = _redacted(request), _redacted(response), redact(text)[0]
+        if not full:
+            request = response = None
+        # SQL NULL, not the JSON value null: "no text kept" must read as NULL in the database
         return RequestLog(id=self.id, project_id=self.project_id, deployment_id=self.deployment_id,
                           model_id=self.model_id, endpoint=self.endpoint, policy=self.policy,
-                          request=request, response=response if full else None, text=text,
+                          request=_sql(request), response=_sql(response), text=text,
                           meta=self.meta or {}, user=self.user, status=status,
                           latency_ms=(time.perf_counter() - self.started) * 1000,
                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           created_at=self.created_at)
+
+
+def _sql(value):
+    return null() if value is None else value
 
 
 def _redacted(value):
