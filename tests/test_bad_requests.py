@@ -236,7 +236,7 @@ ROWS = [
         code="insufficient_permissions", says="admin"),
     # --- routing -------------------------------------------------------------------------
     Bad("unknown-route", "/v1/no/such/route", {}, 404, says="/v1/no/such/route"),
-    Bad("wrong-method", CHAT_PATH, method="GET", status=405, says="POST"),
+    Bad("wrong-method", CHAT_PATH, method="DELETE", status=405, says="POST"),
 ]
 
 

@@ -18,6 +18,7 @@ from rixin.api.datasets.router import router as datasets_router
 from rixin.api.deployments.router import router as deployments_router
 from rixin.api.embeddings.router import router as embeddings_router
 from rixin.api.feedback.router import router as feedback_router
+from rixin.api.flywheel.router import router as flywheel_router
 from rixin.api.evals.router import router as evals_router
 from rixin.api.files.router import router as files_router
 from rixin.api.fine_tuning.router import router as fine_tuning_router
@@ -31,6 +32,7 @@ from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.console.router import router as console_router
 from rixin.errors import PayloadTooLarge
+from rixin.flywheel.turn import TurnDriver
 from rixin.jobs.kinds import HANDLERS
 from rixin.jobs.runner import JobRunner
 from rixin.platform import Platform
@@ -80,6 +82,7 @@ def create_app(platform: Platform) -> FastAPI:
                  asyncio.create_task(JobRunner(platform, platform.jobs, HANDLERS,
                                                concurrency=platform.settings.job_slots,
                                                per_project=platform.settings.max_running_jobs_per_project).loop())]
+        tasks.append(asyncio.create_task(TurnDriver(platform).loop()))  # flywheel turns: state in their rows
         yield
         for task in tasks:
             task.cancel()
@@ -103,7 +106,7 @@ def create_app(platform: Platform) -> FastAPI:
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
                    projects_router, labeling_router, review_router, evals_router, console_router):
         app.include_router(router)
-    for router in (deployments_router, logs_router, feedback_router):  # the flywheel
+    for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)

@@ -17,6 +17,7 @@ from rixin.cli import eval as eval_commands
 from rixin.cli import train as train_commands
 from rixin.cli import label as label_commands
 from rixin.cli import status as status_commands
+from rixin.cli import flywheel as flywheel_commands
 from rixin.config import Settings
 from rixin.errors import RixinError
 from rixin.platform import Platform
@@ -243,6 +244,7 @@ train_commands.register(main, open_platform, data_dir_option, cli_errors)
 label_commands.register(main, open_platform, data_dir_option, cli_errors)
 eval_commands.register(main, open_platform, data_dir_option, cli_errors)
 status_commands.register(main, cli_errors)
+flywheel_commands.register(main, open_platform, data_dir_option, cli_errors)
 
 if __name__ == "__main__":
     main()

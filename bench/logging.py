@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Overhead of request logging on chat latency and throughput: the same chat requests through
+two deployments of the bundled model, one with logging `full` (request, response and text
+stored by the background writer) and one with logging `off` (nothing stored), in one server.
+
+    .venv/bin/python bench/logging.py [--requests 24] [--concurrency 4] [--max-tokens 8] [--repeats 5]
+
+Every repeat measures both deployments in a rotated order (interleaved): latency = median of
+`--requests` sequential requests; throughput = requests/s of `--requests` requests sent by
+`--concurrency` threads. Reported: medians per policy and the median of the per-repeat
+ratios full ÷ off (latency: 1.0 means no overhead; throughput: 1.0 means no loss), plus the
+rows the full deployment stored (they must equal the requests sent). Results:
+bench/results/logging-<date>.json and .md. Benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's `logging`: keep its folder off the import path.
+HERE = Path(__file__).resolve().parent
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+import httpx  # noqa: E402
+import openai  # noqa: E402
+
+CHAT = "smollm2-135m-instruct"
+POLICIES = ("full", "off")
+
+
+def bench_module(name: str):
+    """bench/<name>.py loaded by path (its start_server is shared by the benchmarks)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ask(client, model: str, i: int, max_tokens: int) -> float:
+    start = time.perf_counter()
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"Count to {i % 9 + 2}."}],
+                                   temperature=0, max_tokens=max_tokens, metadata={"bench": "logging"})
+    return time.perf_counter() - start
+
+
+def latency(client, model: str, n: int, max_tokens: int) -> float:
+    return statistics.median(ask(client, model, i, max_tokens) for i in range(n))
+
+
+def throughput(client, model: str, n: int, threads: int, max_tokens: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda i: ask(client, model, i, max_tokens), range(n)))
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=24)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    admin = "rx-admin-" + secrets.token_hex(8)
+    data_dir = Path(tempfile.mkdtemp(prefix="rixin-bench-logging-"))
+    proc, url = bench_module("evals").start_server(data_dir, admin)
+    try:
+        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=120)
+        for policy in POLICIES:
+            r = http.post("/v1/deployments", json={"name": f"bench-{policy}", "model": CHAT, "logging": policy})
+            r.raise_for_status()
+        client = openai.OpenAI(base_url=url + "/v1", api_key=admin, max_retries=0, timeout=120)
+        for policy in POLICIES:  # warm-up
+            latency(client, f"bench-{policy}", 3, args.max_tokens)
+        runs = []
+        for repeat in range(args.repeats):
+            order = POLICIES if repeat % 2 == 0 else POLICIES[::-1]
+            row = {"repeat": repeat, "order": list(order)}
+            for policy in order:
+                model = f"bench-{policy}"
+                row[f"{policy}_latency_s"] = latency(client, model, args.requests, args.max_tokens)
+                row[f"{policy}_rps"] = throughput(client, model, args.requests, args.concurrency, args.max_tokens)
+            runs.append(row)
+            print(json.dumps(row))
+        stored = http.get("/v1/logs", params={"deployment": "bench-full", "limit": 1000}).json()["data"]
+        stored_off = http.get("/v1/logs", params={"deployment": "bench-off", "limit": 1000}).json()["data"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    sent = (3 + 2 * args.requests * args.repeats)
+    report(args, runs, {"full_rows": len(stored), "off_rows": len(stored_off), "sent_per_deployment": sent})
+
+
+def report(args, runs: list[dict], rows: dict) -> None:
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    summary = {
+        "latency_s": {p: med(f"{p}_latency_s") for p in POLICIES},
+        "rps": {p: med(f"{p}_rps") for p in POLICIES},
+        "latency_ratio_full_over_off": statistics.median(r["full_latency_s"] / r["off_latency_s"] for r in runs),
+        "throughput_ratio_full_over_off": statistics.median(r["full_rps"] / r["off_rps"] for r in runs),
+        "rows": rows,
+    }
+    date = datetime.date.today().isoformat()
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    command = "python bench/logging.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
+    (out / f"logging-{date}.json").write_text(json.dumps(
+        {"command": command, "args": vars(args), "cpus": os.cpu_count(), "runs": runs, "summary": summary}, indent=2))
+    lines = [f"# Request logging overhead ({date})", "", f"`{command}` — one `rixin up`, two deployments of "
+             f"`{CHAT}` (logging `full` vs `off`), {args.repeats} interleaved repeats, medians.", "",
+             "| policy | latency (s, sequential) | throughput (req/s, "
+             f"{args.concurrency} threads) |", "| --- | --- | --- |"]
+    for p in POLICIES:
+        lines.append(f"| {p} | {summary['latency_s'][p]:.4f} | {summary['rps'][p]:.2f} |")
+    lines += ["", f"- latency ratio full ÷ off: **{summary['latency_ratio_full_over_off']:.3f}** (median of "
+              "per-repeat ratios)",
+              f"- throughput ratio full ÷ off: **{summary['throughput_ratio_full_over_off']:.3f}**",
+              f"- rows stored: full {rows['full_rows']} of {rows['sent_per_deployment']} sent, off "
+              f"{rows['off_rows']}"]
+    (out / f"logging-{date}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
