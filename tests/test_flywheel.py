@@ -145,3 +145,23 @@ def test_a_turn_promotes_and_a_useless_turn_does_not(fly, deployed):
     assert http.get("/v1/deployments/support-bot").json()["model"] == candidate
     turns = http.get("/v1/deployments/support-bot/flywheel/turns").json()["data"]
     assert [t["status"] for t in turns] == ["kept", "promoted"]
+
+
+@pytest.mark.parametrize("diff, settings, promote, says", [
+    ({"mean": 0.6, "ci_low": 0.2}, {"margin": 0.5}, True, ">= margin"),
+    ({"mean": 0.5, "ci_low": -0.1}, {"margin": 0.5}, True, ">= margin"),  # the margin itself passes
+    ({"mean": 0.49, "ci_low": 0.1}, {"margin": 0.5}, False, "< margin"),
+    ({"mean": 0.0, "ci_low": -0.2}, {}, True, ">= margin"),  # margin 0: a tie promotes
+    ({"mean": -0.01, "ci_low": -0.2}, {}, False, "< margin"),
+    ({"mean": 0.3, "ci_low": 0.0}, {"margin": 0.1, "require_ci": True}, False, "lower bound"),
+    ({"mean": 0.3, "ci_low": 0.05}, {"margin": 0.1, "require_ci": True}, True, "CI low"),
+    (None, {}, False, "no difference"),
+])
+def test_gate(diff, settings, promote, says):
+    from rixin.flywheel.deployments import FlywheelSettings
+    from rixin.flywheel.turn import gate
+
+    summary = {"models": {"a": {"mean": 0.2}, "b": {"mean": 0.8}}, "diff": diff}
+    verdict = gate(summary, FlywheelSettings(**settings))
+    assert verdict["promote"] is promote and says in verdict["why"]
+    assert verdict["scores"] == {"a": 0.2, "b": 0.8}
