@@ -82,7 +82,10 @@ def _check_models(platform, caller: Caller, models: list) -> list[ModelVariant]:
 
 
 def _check_file(platform, caller: Caller, eval_file_id: str) -> None:
-    row = platform.files.get(caller, eval_file_id)  # 404 for unknown ids and other projects' files
+    try:
+        row = platform.files.get(caller, eval_file_id)  # 404 for unknown ids and other projects' files
+    except NotFound as e:
+        raise NotFound(e.message, param="eval_file_id") from e
     if row.purpose != "evals":
         raise InvalidRequest(f"File {row.id} has purpose '{row.purpose}'; eval sets are uploaded with "
                              "purpose 'evals'.", param="eval_file_id", code="invalid_file_purpose")
