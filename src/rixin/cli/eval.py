@@ -22,15 +22,15 @@ FINAL = ("succeeded", "failed", "cancelled")
 SHOWN_CHARS = 40  # of each output in the side-by-side table
 
 
-def grader_option(value: str) -> dict:
-    """`includes` or a JSON object `{"type": "regex", "pattern": "..."}`."""
+def json_option(option: str, value: str, bare):
+    """A JSON object when the value starts with '{', else `bare(value)`."""
     value = value.strip()
-    if value.startswith("{"):
-        try:
-            return json.loads(value)
-        except ValueError as e:
-            raise InvalidRequest(f"--grader {value!r} is not a JSON object: {e}", param="grader") from e
-    return {"type": value}
+    if not value.startswith("{"):
+        return bare(value)
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise InvalidRequest(f"--{option} {value!r} is not a JSON object: {e}", param=option) from e
 
 
 def follow(platform, caller, run_id: str):
@@ -131,7 +131,8 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
 
     @eval_group.command("run")
     @click.option("--project", required=True)
-    @click.option("--model", "models", multiple=True, required=True, help="A model id; give two to compare.")
+    @click.option("--model", "models", multiple=True, required=True,
+                  help='A model id, or a variant {"model": id, "name": ..., "system": ...}; give two to compare.')
     @click.option("--set", "eval_set", required=True, help="An eval file id, or a local JSONL to upload.")
     @click.option("--grader", "graders", multiple=True, help="A grader type (includes) or a JSON object; "
                   "default: includes.")
@@ -149,8 +150,10 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
         file_id = eval_set
         if Path(eval_set).is_file():
             file_id = upload_local(platform, caller, Path(eval_set), purpose="evals").id
-        run = start_run(platform, caller, models=list(models), eval_file_id=file_id, name=name,
-                        graders=[grader_option(g) for g in graders] or [{"type": "includes"}],
+        run = start_run(platform, caller, models=[json_option("model", m, str) for m in models],
+                        eval_file_id=file_id, name=name,
+                        graders=[json_option("grader", g, lambda t: {"type": t}) for g in graders]
+                        or [{"type": "includes"}],
                         max_tokens=max_tokens)
         if not no_wait:
             show_run(platform, caller, follow(platform, caller, run.id))
