@@ -170,12 +170,13 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
 
         platform = open_platform(data_dir)
         rows, _ = list_runs(platform, project_caller(platform, project), eval_file_id=eval_file_id, limit=100)
-        table = Table("id", "name", "status", "set", "models", "means", "created")
+        table = Table("name", "status", "set", "models", "means", "created")
+        table.add_column("id", no_wrap=True)  # last and whole: people copy it into `eval show`
         for r in rows:
             means = ", ".join(f"{s['mean']:.3f}" for s in (r.summary or {}).get("models", {}).values())
-            table.add_row(r.id, r.name or "", r.status, r.eval_file_id or "",
+            table.add_row(r.name or "", r.status, r.eval_file_id or "",
                           ", ".join(m if isinstance(m, str) else m.get("name") or m["model"] for m in r.models),
-                          means, str(r.created_at)[:19])
+                          means, str(r.created_at)[:19], r.id)
         console.print(table)
 
     @eval_group.command("show")
