@@ -43,6 +43,12 @@ class Settings(BaseModel):
     max_running_jobs_per_project: int = Field(
         1, ge=1, le=64, description="Quota: a project's jobs beyond this wait in 'queued' (by priority, then FIFO).")
     chat_context: int = Field(2048, ge=128, description="Context window (tokens) of llama.cpp engines.")
+    engine_replicas: int = Field(
+        1, ge=1, le=64, description="Replicas per chat/completion model; the gateway sends each request to "
+        "the least-loaded one and places them on distinct Ray nodes where it can.")
+    engine_batch_slots: int = Field(
+        8, ge=1, le=64, description="Sequences a llama.cpp replica decodes together (continuous batching); "
+        "its KV cache holds this many full contexts.")
 
     @property
     def resolved_database_url(self) -> str:

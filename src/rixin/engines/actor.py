@@ -1,26 +1,31 @@
 """The Ray actor that hosts one engine replica, whatever the engine.
 
-The gateway talks to it through engines/pool.py. One generation runs at a time per replica
-(llama.cpp and torch contexts are not thread-safe); further calls wait on the lock inside
-the actor, and the pool bounds how many may wait.
+The gateway talks to it through engines/pool.py. The actor is threaded (max_concurrency):
+an engine that batches (`concurrent = True`, llama.cpp) gets every generate() call at once
+and decodes them together on its own scheduler thread; for the others (torch contexts are
+not thread-safe) one generation runs at a time and further calls wait on the lock inside the
+actor. The pool bounds how many may wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Iterator
+
+import ray
 
 from rixin.engines.base import Chunk, Embeddings, EngineInfo, GenerateRequest
 from rixin.models.registry import ModelSpec
 
 
-def build_engine(spec: ModelSpec, threads: int, context_length: int):
+def build_engine(spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1):
     """The engine object for `spec`, loaded in this process."""
     if spec.engine == "llama.cpp":
         from rixin.engines.llama_cpp import LlamaCppEngine
 
         return LlamaCppEngine(spec.id, spec.path, context_length=spec.context_length or context_length,
-                              threads=threads)
+                              threads=threads, slots=batch_slots)
     if spec.engine == "transformers":
         from rixin.engines.transformers_engine import TransformersEngine
 
@@ -33,9 +38,10 @@ def build_engine(spec: ModelSpec, threads: int, context_length: int):
 
 
 class EngineActor:
-    def __init__(self, spec: ModelSpec, threads: int, context_length: int):
-        self.engine = build_engine(spec, threads, context_length)
+    def __init__(self, spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1):
+        self.engine = build_engine(spec, threads, context_length, batch_slots)
         self.lock = threading.Lock()
+        self.count_lock = threading.Lock()
         self.cancelled: set[str] = set()
         self.counts = {"generations": 0, "cancelled": 0}
 
@@ -44,19 +50,28 @@ class EngineActor:
 
     def generate(self, request: GenerateRequest, request_id: str) -> Iterator[Chunk]:
         """Stream chunks; stops early once `cancel(request_id)` was called (client went away)."""
-        with self.lock:
-            self.counts["generations"] += 1
+        serial = not getattr(self.engine, "concurrent", False)
+        with self.lock if serial else contextlib.nullcontext():
+            self._count("generations")
+            chunks = self.engine.generate(request)
             try:
-                for chunk in self.engine.generate(request):
+                for chunk in chunks:
                     if request_id in self.cancelled:
-                        self.counts["cancelled"] += 1
+                        self._count("cancelled")
                         return
                     yield chunk
             finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()  # a batching engine frees the sequence's slot now
                 self.cancelled.discard(request_id)
 
+    def _count(self, key: str) -> None:
+        with self.count_lock:
+            self.counts[key] += 1
+
     def stats(self) -> dict:
-        return dict(self.counts)
+        engine_stats = getattr(self.engine, "stats", dict)()
+        return {**self.counts, **engine_stats, "node": ray.get_runtime_context().get_node_id()}
 
     def cancel(self, request_id: str) -> None:
         self.cancelled.add(request_id)

@@ -1,6 +1,11 @@
 """The gateway's view of the engine replicas: create them on Ray on first use, bound their
 queues, and turn Ray failures into rixin errors (a dead replica → 503, retry allowed).
 
+A model may have several replicas (`engine_replicas`, chat/completion models only): each
+request goes to the one with the fewest requests in flight, and the replicas are placed on
+distinct Ray nodes where the cluster has several (soft node affinity, so a restarted replica
+may land elsewhere if its node is gone).
+
 Replicas are Ray actors with max_restarts=-1: Ray restarts a crashed one, and the request
 that hit it fails fast instead of hanging (max_task_retries=0: a generation is not
 idempotent from the client's point of view once text has been streamed).
@@ -17,6 +22,7 @@ from typing import AsyncIterator
 
 import ray
 from ray.exceptions import ActorUnavailableError, ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rixin import metrics
 from rixin.config import Settings
@@ -40,37 +46,58 @@ class Replica:
     spec: ModelSpec
     actor: ray.actor.ActorHandle
     info: EngineInfo
+    index: int = 0
     inflight: int = 0
+
+
+def _actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str | None) -> dict:
+    """Ray options of replica `index` of `spec`; replica 0 keeps the plain name that
+    engine_actor() (jobs, CLI) looks up, so they share it with the gateway."""
+    options = dict(name=f"engine:{spec.id}" + (f"#{index}" if index else ""), namespace=NAMESPACE,
+                   get_if_exists=True, max_restarts=-1, max_task_retries=0, num_cpus=settings.engine_num_cpus,
+                   max_concurrency=settings.engine_queue_size + 4)
+    if node_id is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
+    return options
+
+
+def _actor_args(settings: Settings) -> tuple:
+    return settings.engine_threads, settings.chat_context, settings.engine_batch_slots
 
 
 class EnginePool:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.replicas: dict[str, Replica] = {}
+        self.replicas: dict[str, list[Replica]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def _count(self, spec: ModelSpec) -> int:
+        return 1 if spec.engine == "sentence" else self.settings.engine_replicas
+
     async def replica(self, spec: ModelSpec) -> Replica:
-        """The replica serving `spec`, started (and its model loaded) on first use."""
+        """The least-loaded replica serving `spec`; all of them started (and their model
+        loaded) on first use."""
         spec = spec.replica
         lock = self._locks.setdefault(spec.id, asyncio.Lock())
         async with lock:
             current = self.replicas.get(spec.id)
-            if current is not None and current.spec == spec:
-                return current
-            remote = ray.remote(EngineActor).options(
-                name=f"engine:{spec.id}", namespace=NAMESPACE, get_if_exists=True,
-                max_restarts=-1, max_task_retries=0, num_cpus=self.settings.engine_num_cpus,
-                max_concurrency=self.settings.engine_queue_size + 4,
-            )
-            actor = remote.remote(spec, self.settings.engine_threads, self.settings.chat_context)
-            try:
-                info = await actor.info.remote()
-            except RayTaskError as e:
+            if not current or current[0].spec != spec:
+                current = self.replicas[spec.id] = await self._start(spec)
+        return min(current, key=lambda r: r.inflight)
+
+    async def _start(self, spec: ModelSpec) -> list[Replica]:
+        n = self._count(spec)
+        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"]) if n > 1 else []
+        actors = [ray.remote(EngineActor).options(**_actor_options(spec, self.settings, i,
+                                                                   nodes[i % len(nodes)] if nodes else None))
+                  .remote(spec, *_actor_args(self.settings)) for i in range(n)]
+        try:
+            infos = await asyncio.gather(*(a.info.remote() for a in actors))
+        except RayTaskError as e:
+            for actor in actors:
                 ray.kill(actor)
-                raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
-            replica = Replica(spec, actor, info)
-            self.replicas[spec.id] = replica
-            return replica
+            raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
+        return [Replica(spec, a, info, i) for i, (a, info) in enumerate(zip(actors, infos))]
 
     @asynccontextmanager
     async def _slot(self, replica: Replica):
@@ -155,15 +182,15 @@ class EnginePool:
     async def describe(self) -> list[dict]:
         """Every replica with its process, node and queue (for /v1/engines and `rixin status`)."""
         out = []
-        for r in self.replicas.values():
+        for r in (r for group in self.replicas.values() for r in group):
             try:
                 info, stats = await asyncio.wait_for(
                     asyncio.gather(r.actor.info.remote(), r.actor.stats.remote()), timeout=5)
                 state = "running"
             except Exception:  # noqa: BLE001 - a replica that cannot answer is reported, not raised
                 info, stats, state = r.info, {}, "restarting"
-            out.append({"model": r.spec.id, "engine": info.engine, "pid": info.pid, "state": state,
-                        "context_length": info.context_length, "inflight": r.inflight, **stats})
+            out.append({"model": r.spec.id, "replica": r.index, "engine": info.engine, "pid": info.pid,
+                        "state": state, "context_length": info.context_length, "inflight": r.inflight, **stats})
         return out
 
 
@@ -173,12 +200,8 @@ def engine_actor(spec: ModelSpec, settings: Settings) -> ray.actor.ActorHandle:
     gateway share one replica; created and loaded if it does not exist yet. A model that only
     adds an adapter is served by its base's replica: callers set request.adapter."""
     spec = spec.replica
-    remote = ray.remote(EngineActor).options(
-        name=f"engine:{spec.id}", namespace=NAMESPACE, get_if_exists=True,
-        max_restarts=-1, max_task_retries=0, num_cpus=settings.engine_num_cpus,
-        max_concurrency=settings.engine_queue_size + 4,
-    )
-    actor = remote.remote(spec, settings.engine_threads, settings.chat_context)
+    actor = ray.remote(EngineActor).options(**_actor_options(spec, settings, 0, None)).remote(
+        spec, *_actor_args(settings))
     try:
         ray.get(actor.info.remote())
     except RayTaskError as e:
