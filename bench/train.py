@@ -2,11 +2,12 @@
 """Training benchmark: rixin's LoRA recipe against a plain transformers `Trainer` + peft.
 
     .venv/bin/python bench/train.py [--examples 400] [--repeats 5] [--epochs 1] [--threads 2]
-                                    [--recovery 3] [--no-recovery] [--no-profile]
+                                    [--recovery 3] [--no-recovery] [--no-profile] [--precision fp32|bf16]
 
 What runs, on one generated chat data set (seeded; questions and multi-sentence answers of
 varied length, loss on the assistant tokens only), LoRA r=16 on the default target modules of
-the bundled SmolLM2-135M-Instruct (converted once from its GGUF to /tmp/bench-smollm2-hf), fp32:
+the bundled SmolLM2-135M-Instruct (converted once from its GGUF to /tmp/bench-smollm2-hf), fp32
+(--precision bf16: bf16 CPU autocast on both sides):
 
     rixin     rixin.train.recipe.train_loop_per_worker(cfg) in-process (no Ray): packing on,
               block-diagonal attention, max_seq_length 512, batch = packed rows
@@ -24,7 +25,15 @@ client. Results: bench/results/train-<date>.json, .md and .png. Benchmarks are n
 
 from __future__ import annotations
 
-import argparse
+import os.path
+import sys
+
+# bench/ holds scripts named like standard modules (bench/logging.py): run as `python bench/train.py`,
+# this directory comes first on sys.path and would shadow them for torch and everything else.
+if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402 - after the sys.path fix above
 import json
 import math
 import os
@@ -196,7 +205,8 @@ def rixin_config(spec: dict, work: Path) -> dict:
         "n_epochs": spec["epochs"], "batch_size": spec["rixin_batch_rows"],
         "learning_rate_multiplier": spec["learning_rate"] / 2e-4, "checkpoint_interval": 10**6,
         "max_seq_length": spec["max_seq_length"], "lora_rank": spec["lora_rank"], "lora_alpha": spec["lora_alpha"],
-        "lora_dropout": spec["lora_dropout"], "threads_per_worker": spec["threads"]})
+        "lora_dropout": spec["lora_dropout"], "threads_per_worker": spec["threads"],
+        "precision": spec["precision"]})
     return {"work_dir": str(work), "base_dir": spec["model_dir"], "init_adapter": None, "init_full": None,
             "method": "supervised", "train_path": spec["train_path"], "val_path": None,
             "hyperparameters": hyper.model_dump(), "resolved": hyper.resolved("supervised", 0), "seed": spec["seed"]}
@@ -289,6 +299,7 @@ def child_baseline(spec: dict, work: Path) -> dict:
         num_train_epochs=spec["epochs"], learning_rate=spec["learning_rate"], lr_scheduler_type="linear",
         warmup_steps=int(total_steps * spec["warmup_ratio"]), weight_decay=0.0, max_grad_norm=1.0,
         logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, seed=spec["seed"],
+        bf16=spec["precision"] == "bf16",  # the Trainer's CPU autocast, as rixin's precision=bf16
         disable_tqdm=True, dataloader_pin_memory=False)
     trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=collator, callbacks=[Clock()])
     trainer.train()
@@ -367,9 +378,10 @@ def _median_time(fn, repeats: int = 5) -> float:
 
 def what_ifs(cfg: dict, rounds: int = 2) -> dict:
     """Measured on one real packed batch (the recipe's first batch): collate alone; the stock
-    forward+backward; the same with the LM head and cross-entropy only on trained positions;
-    a 2-D padding mask instead of the (B,1,L,L) block mask (wrong attention for packed rows:
-    timing only, what a varlen/flex kernel could approach); bf16 autocast."""
+    transformers forward+backward (LM head on every position); the recipe's loss (LM head and
+    cross-entropy only on trained positions); the recipe's loss with a 2-D padding mask instead
+    of the (B,1,L,L) block mask (wrong attention for packed rows: timing only, what a varlen/flex
+    kernel could approach); the recipe's loss under bf16 autocast."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -391,17 +403,12 @@ def what_ifs(cfg: dict, rounds: int = 2) -> dict:
     trained = int((batch["labels"] != -100).sum())
 
     def stock():
-        recipe.lm_loss(model, batch).backward()
+        model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+              attention_mask=batch["attention_mask"], labels=batch["labels"]).loss.backward()
         model.zero_grad(set_to_none=True)
 
-    inner = model.base_model.model  # LlamaForCausalLM
-
-    def head_on_trained_only():
-        hidden = inner.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                             attention_mask=batch["attention_mask"]).last_hidden_state
-        keep = batch["labels"][:, 1:] != -100  # (B, L-1): positions whose next token is trained
-        logits = inner.lm_head(hidden[:, :-1][keep])  # (trained, V) instead of (B, L, V)
-        torch.nn.functional.cross_entropy(logits, batch["labels"][:, 1:][keep]).backward()
+    def head_on_trained_only():  # what the recipe runs now
+        recipe.lm_loss(model, batch).backward()
         model.zero_grad(set_to_none=True)
 
     flat = {**batch, "attention_mask": (batch["input_ids"] != -1).long()}
@@ -649,7 +656,7 @@ def write_report(res: dict, out_dir: Path, stem: str) -> None:
     d = res["data"]
     lines = [f"# Training benchmark: rixin LoRA vs transformers Trainer + peft ({res['date']})", "",
              f"Command: `{res['command']}`", "",
-             f"SmolLM2-135M-Instruct (fp32), LoRA r={res['spec']['lora_rank']} alpha={res['spec']['lora_alpha']} on "
+             f"SmolLM2-135M-Instruct ({res['spec'].get('precision', 'fp32')} on both sides), LoRA r={res['spec']['lora_rank']} alpha={res['spec']['lora_alpha']} on "
              f"{', '.join(res['spec']['targets'])}; {d['examples']} generated chat examples "
              f"({d['min_len']}-{d['max_len']} tokens, median {d['median_len']}, {d['tokens']} tokens, "
              f"{d['trained_tokens']} trained), {res['spec']['epochs']} epoch(s), lr {res['spec']['learning_rate']}, "
@@ -720,7 +727,9 @@ def write_report(res: dict, out_dir: Path, stem: str) -> None:
                   for o in p["cprofile_top_tottime"][:10]]
         w = p["what_ifs"]
         lines += ["", f"What-ifs on one real packed batch ({w['batch_rows']} rows × {w['batch_len']} positions, "
-                  f"{w['batch_tokens']} tokens, {w['batch_trained_tokens']} trained), median seconds:", "",
+                  f"{w['batch_tokens']} tokens, {w['batch_trained_tokens']} trained), median seconds. stock: transformers' "
+                  "own loss (LM head on every position); head_on_trained_only: the recipe's loss as it runs now; "
+                  "padding_mask_only and bf16_autocast: on top of the recipe's loss:", "",
                   "| variant | s | vs stock |", "|---|---|---|"]
         stock = w["stock_fwd_bwd_s"]
         for k in ("collate_s", "stock_fwd_bwd_s", "head_on_trained_only_s",
@@ -786,6 +795,8 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=3, help="first steps left out of tokens/s")
     ap.add_argument("--learning-rate", type=float, default=2e-4)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="both sides: rixin's precision hyperparameter / the Trainer's bf16 (CPU autocast)")
     ap.add_argument("--recovery", type=int, default=3, help="kill -9 repeats through a real server")
     ap.add_argument("--no-recovery", action="store_true")
     ap.add_argument("--no-profile", action="store_true")
@@ -807,7 +818,7 @@ def main() -> None:
             "learning_rate": args.learning_rate, "seed": args.seed, "max_seq_length": 512,
             "lora_rank": defaults.lora_rank, "lora_alpha": defaults.lora_alpha, "lora_dropout": defaults.lora_dropout,
             "targets": defaults.lora_target_modules, "warmup_ratio": defaults.warmup_ratio,
-            "warmup_steps": args.warmup_steps}
+            "warmup_steps": args.warmup_steps, "precision": args.precision}
     data = data_stats(spec)
     # Same tokens per optimizer step as far as possible: rows of packed examples ≈ batch in examples.
     spec["rixin_batch_rows"] = max(1, round(args.batch_examples / data["examples_per_row"]))

@@ -162,11 +162,6 @@ class MetricsTail:
 
 def run_fine_tune(platform, job: Job, report) -> dict:
     """Job handler: train on Ray Train, then register the model and the results file."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from rixin.train.recipe import train_loop_per_worker
-
     params = job.params
     caller = Caller(job.project_id, platform.tenancy.project_name(job.project_id), "job", False)
     work = (platform.work_dir / job.id).resolve()
@@ -184,10 +179,7 @@ def run_fine_tune(platform, job: Job, report) -> dict:
               if params.get("validation_file") else None,
               "hyperparameters": hp.model_dump(), "resolved": hp.resolved(params["method"], examples),
               "seed": params["seed"]}
-    trainer = TorchTrainer(train_loop_per_worker, train_loop_config=config,
-                           scaling_config=ScalingConfig(num_workers=hp.num_workers, use_gpu=False),
-                           run_config=RunConfig(storage_path=str(work / "ray"), name="train",
-                                                failure_config=FailureConfig(max_failures=hp.max_failures)))
+    trainer = make_trainer(config, hp, work)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: _fit(trainer, outcome), daemon=True)
     tail = MetricsTail(platform, job, work, report)
@@ -204,6 +196,20 @@ def run_fine_tune(platform, job: Job, report) -> dict:
         raise
     tail.poll()
     return finish_training(platform, job, caller, work, start, hp, tail, outcome)
+
+
+def make_trainer(config: dict, hp: Hyperparameters, work: Path):
+    """hp.num_workers Ray Train workers running the recipe under DDP (gloo on CPU, the default
+    backend without GPUs); a failed worker group restarts from the last checkpoint."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from rixin.train.recipe import train_loop_per_worker
+
+    return TorchTrainer(train_loop_per_worker, train_loop_config=config,
+                        scaling_config=ScalingConfig(num_workers=hp.num_workers, use_gpu=False),
+                        run_config=RunConfig(storage_path=str(work / "ray"), name="train",
+                                             failure_config=FailureConfig(max_failures=hp.max_failures)))
 
 
 def _fit(trainer, outcome: dict) -> None:

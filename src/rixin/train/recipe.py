@@ -11,6 +11,7 @@ resumed job continues from the newest complete checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -171,6 +172,8 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp["precision"] == "bf16")
     model.train()
     started, window_tokens = time.time(), 0
+    shard = hashlib.sha256()  # what this rank trained on: every rank reports it (DDP shards data)
+    steps_here = rows_here = 0
     for epoch in range(step // per_epoch, resolved["n_epochs"]):
         batches = batches_for_epoch(train_rows, epoch, resolved["batch_size"], cfg["seed"], rank, world)
         groups = [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
@@ -186,7 +189,8 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            step, steps_here, rows_here = step + 1, steps_here + 1, rows_here + sum(len(m) for m in group)
+            shard.update(repr([getattr(item, "input_ids", item) for micro in group for item in micro]).encode())
             tokens_seen += tokens
             window_tokens += tokens
             if rank == 0:
@@ -201,7 +205,11 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
             if stop:
                 if rank == 0:
                     log_line(work, event=stop + "d", step=step)
+                log_line(work, event="worker", rank=rank, world=world, steps=steps_here, rows=rows_here,
+                         data=shard.hexdigest()[:16])
                 return
+    log_line(work, event="worker", rank=rank, world=world, steps=steps_here, rows=rows_here,
+             data=shard.hexdigest()[:16])
     if rank == 0:
         final, tmp = work / "final", work / "final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
