@@ -7,9 +7,12 @@ import { clearNotice, field, h } from "./dom.js";
 import * as admin from "./pages/admin.js";
 import * as dataset from "./pages/dataset.js";
 import * as datasets from "./pages/datasets.js";
+import * as deployment from "./pages/deployment.js";
+import * as deployments from "./pages/deployments.js";
 import * as evalrun from "./pages/evalrun.js";
 import * as evals from "./pages/evals.js";
 import * as job from "./pages/job.js";
+import * as logs from "./pages/logs.js";
 import * as models from "./pages/models.js";
 import * as playground from "./pages/playground.js";
 import * as training from "./pages/training.js";
@@ -21,6 +24,9 @@ const ROUTES = [
   { path: /^\/training$/, page: training, nav: "training", title: "Training" },
   { path: /^\/training\/([^/]+)$/, page: job, nav: "training", title: "Fine-tuning job" },
   { path: /^\/playground$/, page: playground, nav: "playground", title: "Playground" },
+  { path: /^\/deployments$/, page: deployments, nav: "deployments", title: "Deployments" },
+  { path: /^\/deployments\/([^/]+)$/, page: deployment, nav: "deployments", title: "Deployment" },
+  { path: /^\/logs$/, page: logs, nav: "logs", title: "Logs" },
   { path: /^\/evals$/, page: evals, nav: "evals", title: "Evaluations" },
   { path: /^\/evals\/([^/]+)$/, page: evalrun, nav: "evals", title: "Eval run" },
   { path: /^\/admin$/, page: admin, nav: "admin", title: "Admin" },

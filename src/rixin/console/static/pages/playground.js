@@ -1,4 +1,4 @@
-// #/playground: chat with any chat model of the project, streamed token by token
+// #/playground: chat with any chat model or deployment of the project, streamed token by token
 // (POST /v1/chat/completions with stream: true, read as SSE from a ReadableStream); system
 // prompt, temperature, max tokens, JSON mode; optionally two models side by side, each with
 // its own conversation, both answering the same message at once.
@@ -48,15 +48,19 @@ async function reply(p, model, settings, signal) {
 }
 
 export async function render(main, ctx) {
-  const { data } = await api.get("/v1/models", { signal: ctx.signal });
-  const chatModels = data.filter((m) => m.kind === "chat").map((m) => m.id);
+  const [{ data }, { data: deployments }] = await Promise.all([
+    api.get("/v1/models", { signal: ctx.signal }), api.get("/v1/deployments", { signal: ctx.signal })]);
+  // a deployment's name is sent as `model`, like a model id (requests through it are logged)
+  const choices = [...data.filter((m) => m.kind === "chat").map((m) => [m.id, m.id]),
+    ...deployments.map((d) => [d.name, `${d.name} (deployment → ${d.model})`])];
+  const chatModels = choices.map(([id]) => id);
   if (!chatModels.length) {
     main.replaceChildren(h("h1", {}, "Playground"), h("p", {}, "This project has no chat model."));
     return;
   }
   const wanted = ctx.query.get("model");
-  const modelA = select(chatModels, { name: "model", value: chatModels.includes(wanted) ? wanted : chatModels[0] });
-  const modelB = select(chatModels, { name: "model_b", value: chatModels.find((m) => m !== modelA.value) || chatModels[0] });
+  const modelA = select(choices, { name: "model", value: chatModels.includes(wanted) ? wanted : chatModels[0] });
+  const modelB = select(choices, { name: "model_b", value: chatModels.find((m) => m !== modelA.value) || chatModels[0] });
   const compare = h("input", { type: "checkbox", name: "compare" });
   const system = h("textarea", { name: "system", rows: 2, placeholder: "You are a helpful assistant." });
   const temperature = h("input", { type: "number", name: "temperature", min: "0", max: "2", step: "0.1", value: "0.7" });
