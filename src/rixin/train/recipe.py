@@ -2,8 +2,12 @@
 
     validate config → threads and seeds → tokenizer and model (+ LoRA, + parent adapter)
     → encode and pack the data → optimizer and schedule → resume from the newest checkpoint
-    → DDP → the loop (accumulate, clip, step, log, checkpoint, obey pause/cancel) → final save
+    → DDP over model + loss (`loss.TokenLoss`: the LM head only at trained positions)
+    → the loop (accumulate, clip, step, log, checkpoint, obey pause/cancel) → final save
 
+With several workers each rank trains on every world-th batch; a step's loss is the mean over
+every trained token of every rank and micro-batch, so N workers with batch B equal one worker
+with batch N·B. Every rank reports its share in a `worker` line at the end.
 Rank 0 writes metrics as JSON lines to <work>/metrics.jsonl (the job driver turns them into
 events) and checkpoints to <work>/checkpoints; a restarted worker group (FailureConfig) or a
 resumed job continues from the newest complete checkpoint.
