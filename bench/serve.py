@@ -1,0 +1,327 @@
+#!/usr/bin/env python
+"""Serving benchmark: rixin (`rixin up`) against `python -m llama_cpp.server`, same GGUF.
+
+    .venv/bin/python bench/serve.py [--repeats 5] [--requests 64] [--prompt-tokens 128]
+        [--output-tokens 128] [--concurrency 1,2,4,8] [--rates 0.5,1,2] [--threads 2]
+
+Both servers run side by side on the bundled GGUF with the same thread count and context;
+the client (httpx, streaming chat completions over HTTP, the same code for both) drives one
+server at a time, alternating which goes first every repeat. Workloads in the style of
+vLLM's benchmark_serving: (a) a single stream; (b) `--requests` requests at each
+concurrency; (c) Poisson arrivals at each rate. Prompts are distinct per request (seeded
+random words, ~`--prompt-tokens` tokens), greedy, `max_tokens=--output-tokens`.
+Output tokens are counted as streamed content deltas (both servers send one per token).
+Results: bench/results/serve-<date>.json, .md and .png. Benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# bench/ holds other scripts whose names may shadow the standard library (e.g. logging.py):
+# keep the script's own folder off the import path.
+sys.path = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import argparse  # noqa: E402
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PEER_SITE = Path(os.environ.get("RIXIN_BENCH_SITE", "/tmp/bench-site"))
+LIMIT_TOK_S = 135.0  # DESIGN.md: llama.cpp single-stream decode of this model ~120-150 tok/s
+MODEL = "smollm2-135m-instruct"
+WORDS = ("river stone light market engine garden winter paper signal harbor music window forest "
+         "copper lantern valley bridge orbit silver thunder meadow candle planet ribbon castle").split()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_avg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# ---------------------------------------------------------------------------- the two servers
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], env: dict, url: str, key: str, model: str, log: Path):
+        self.name, self.url, self.key, self.model, self.log = name, url, key, model, log
+        self.process = subprocess.Popen(argv, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def wait(self, probe: str, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + probe, timeout=5,
+                             headers={"Authorization": f"Bearer {self.key}"}).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise RuntimeError(f"{self.name} not up after {timeout} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+
+
+def start_servers(gguf: str, threads: int, ctx: int, workdir: Path) -> list[Server]:
+    key = "rx-admin-" + secrets.token_hex(8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}
+    env.update({"RIXIN_ADMIN_KEY": key, "RIXIN_ENGINE_THREADS": str(threads), "RIXIN_CHAT_CONTEXT": str(ctx),
+                "RIXIN_ENGINE_QUEUE_SIZE": "256", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
+    port = free_port()
+    ours = Server("rixin", [str(ROOT / ".venv/bin/rixin"), "up", "--host", "127.0.0.1", "--port", str(port),
+                            "--data-dir", str(workdir / "rixin")], env, f"http://127.0.0.1:{port}", key, MODEL,
+                  workdir / "rixin.log")
+    peer_env = {**os.environ, "PYTHONPATH": str(PEER_SITE)}
+    pport = free_port()
+    peer = Server("llama_cpp.server", [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host",
+                                       "127.0.0.1", "--port", str(pport), "--n_threads", str(threads),
+                                       "--n_threads_batch", str(threads), "--n_ctx", str(ctx),
+                                       "--interrupt_requests", "False"],
+                  peer_env, f"http://127.0.0.1:{pport}", "none", MODEL, workdir / "peer.log")
+    ours.wait("/health")
+    peer.wait("/v1/models")
+    return [ours, peer]
+
+
+# ---------------------------------------------------------------------------- the client
+
+
+def make_prompts(n: int, prompt_tokens: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    # ~1.3 tokens per word for this vocabulary (measured with the GGUF's tokenizer).
+    words = int(prompt_tokens / 1.3)
+    return ["Continue this story for a long while: " + " ".join(rng.choice(WORDS) for _ in range(words))
+            for _ in range(n)]
+
+
+async def one_request(client: httpx.AsyncClient, server: Server, prompt: str, max_tokens: int) -> dict:
+    body = {"model": server.model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": prompt}]}
+    start = time.perf_counter()
+    ttft, tokens, error = None, 0, None
+    try:
+        async with client.stream("POST", server.url + "/v1/chat/completions", json=body,
+                                 headers={"Authorization": f"Bearer {server.key}"}) as r:
+            if r.status_code != 200:
+                return {"error": f"HTTP {r.status_code}", "latency": time.perf_counter() - start}
+            async for line in r.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                event = json.loads(line[6:])
+                if "error" in event:
+                    error = str(event["error"])
+                    continue
+                for choice in event.get("choices", []):
+                    if choice.get("delta", {}).get("content"):
+                        tokens += 1
+                        ttft = ttft if ttft is not None else time.perf_counter() - start
+    except httpx.HTTPError as e:
+        error = repr(e)
+    return {"ttft": ttft, "tokens": tokens, "latency": time.perf_counter() - start, "error": error}
+
+
+async def workload(server: Server, prompts: list[str], max_tokens: int, concurrency: int | None,
+                   rate: float | None, seed: int) -> dict:
+    """Run all prompts with at most `concurrency` in flight, or arriving at Poisson `rate`/s."""
+    rng = random.Random(seed)
+    limits = httpx.Limits(max_connections=len(prompts) + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(900), limits=limits) as client:
+        gate = asyncio.Semaphore(concurrency or len(prompts))
+
+        async def run(prompt: str, delay: float) -> dict:
+            await asyncio.sleep(delay)
+            async with gate:
+                return await one_request(client, server, prompt, max_tokens)
+
+        delays, t = [], 0.0
+        for _ in prompts:
+            delays.append(t)
+            if rate:
+                t += rng.expovariate(rate)
+        load0, start = load_avg(), time.perf_counter()
+        results = await asyncio.gather(*(run(p, d) for p, d in zip(prompts, delays)))
+        wall = time.perf_counter() - start
+    return summarise_run(results, wall, [load0, load_avg()])
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def summarise_run(results: list[dict], wall: float, load: list[float]) -> dict:
+    ok = [r for r in results if not r["error"] and r["tokens"]]
+    tpot = [(r["latency"] - r["ttft"]) / (r["tokens"] - 1) for r in ok if r["tokens"] > 1]
+    ttft = [r["ttft"] for r in ok]
+    return {"wall_s": wall, "output_tok_s": sum(r["tokens"] for r in ok) / wall, "req_s": len(ok) / wall,
+            "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99), "tpot_p50": pct(tpot, 0.5),
+            "tpot_p99": pct(tpot, 0.99), "errors": len(results) - len(ok),
+            "mean_output_tokens": statistics.mean([r["tokens"] for r in ok]) if ok else 0, "load1": load}
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def plan(args) -> list[tuple[str, int, int | None, float | None]]:
+    """(label, n requests, concurrency, Poisson rate) of every workload."""
+    out = [("single", max(1, args.single_requests), 1, None)]
+    out += [(f"conc{c}", args.requests, c, None) for c in args.concurrency]
+    out += [(f"poisson{r:g}", args.requests, None, r) for r in args.rates]
+    return out
+
+
+def medians(runs: list[dict]) -> dict:
+    keys = ("output_tok_s", "req_s", "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "mean_output_tokens")
+    out = {k: statistics.median([r[k] for r in runs if r[k] is not None] or [float("nan")]) for k in keys}
+    out["errors"] = sum(r["errors"] for r in runs)
+    return out
+
+
+def summarise(raw: dict) -> dict:
+    summary = {}
+    for label, by_server in raw.items():
+        ours, peer = by_server["rixin"], by_server["llama_cpp.server"]
+        ratios = [a["output_tok_s"] / b["output_tok_s"] for a, b in zip(ours, peer) if b["output_tok_s"]]
+        summary[label] = {"rixin": medians(ours), "llama_cpp.server": medians(peer),
+                          "ratio_tok_s": statistics.median(ratios) if ratios else None,
+                          "ours_over_limit": medians(ours)["output_tok_s"] / LIMIT_TOK_S}
+    return summary
+
+
+def machine() -> dict:
+    """The same machine record as bench/clean.py writes (cores, CPU, flags, memory)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_clean", ROOT / "bench" / "clean.py")
+    clean = sys.modules["bench_clean"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(clean)
+    record = clean.machine()
+    record.pop("threads", None)  # clean.py pins its own BLAS threads; not this benchmark's setting
+    return record
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("rixin", "llama_cpp_python", "ray", "fastapi", "uvicorn", "httpx")}
+
+
+def write_report(result: dict, stem: Path) -> None:
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    lines = [f"# serve.py — {result['date']} ({result['repeats_done']} repeats)", "", f"`{result['command']}`", "",
+             f"Machine: {result['machine']['cpu']}, {result['machine']['nproc']} cores, "
+             f"{result['machine']['memory']}; threads {result['args']['threads']}; load average (1 min) "
+             f"during runs: {result['load1_min']:.1f}-{result['load1_max']:.1f}.", "",
+             "| workload | rixin tok/s | peer tok/s | ours ÷ peer | ours ÷ limit | rixin req/s | peer req/s "
+             "| rixin TTFT p50/p99 s | peer TTFT p50/p99 s | rixin TPOT p50/p99 ms | peer TPOT p50/p99 ms "
+             "| errors (ours/peer) |", "|" + "---|" * 12]
+    for label, s in result["summary"].items():
+        a, b = s["rixin"], s["llama_cpp.server"]
+        lines.append(f"| {label} | {a['output_tok_s']:.1f} | {b['output_tok_s']:.1f} | {s['ratio_tok_s']:.2f} | "
+                     f"{s['ours_over_limit']:.2f} | {a['req_s']:.2f} | {b['req_s']:.2f} | "
+                     f"{a['ttft_p50']:.2f}/{a['ttft_p99']:.2f} | {b['ttft_p50']:.2f}/{b['ttft_p99']:.2f} | "
+                     f"{a['tpot_p50'] * 1e3:.0f}/{a['tpot_p99'] * 1e3:.0f} | "
+                     f"{b['tpot_p50'] * 1e3:.0f}/{b['tpot_p99'] * 1e3:.0f} | {a['errors']}/{b['errors']} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(result["summary"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    for i, name in enumerate(("rixin", "llama_cpp.server")):
+        xs = [j + (i - 0.5) * 0.4 for j in range(len(labels))]
+        ax1.bar(xs, [result["summary"][k][name]["output_tok_s"] for k in labels], 0.4, label=name)
+        ax2.bar(xs, [result["summary"][k][name]["ttft_p99"] for k in labels], 0.4, label=name)
+    for ax, title in ((ax1, "output tokens/s (median)"), (ax2, "TTFT p99 s (median)")):
+        ax.set_xticks(range(len(labels)), labels, rotation=30)
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--single-requests", type=int, default=1, help="sequential requests in workload (a)")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--output-tokens", type=int, default=128)
+    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8])
+    ap.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0, 2.0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--context", type=int, default=2048)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from rixin.models.registry import bundled_models
+
+    gguf = next(m.path for m in bundled_models() if m.engine == "llama.cpp")
+    workdir = Path(tempfile.mkdtemp(prefix="rixin-bench-serve-"))
+    servers = start_servers(str(gguf), args.threads, args.context, workdir)
+    raw: dict[str, dict[str, list]] = {}
+    loads: list[float] = []
+    stem = RESULTS / f"serve-{date.today().isoformat()}{'-' + args.tag if args.tag else ''}"
+    try:
+        for server in servers:  # warm-up: first request loads the model / pages in the weights
+            asyncio.run(workload(server, make_prompts(1, 16, 0), 4, 1, None, 0))
+        for rep in range(args.repeats):
+            for k, (label, n, conc, rate) in enumerate(plan(args)):
+                prompts = make_prompts(n, args.prompt_tokens, seed=1000 * rep + k)
+                order = servers if (rep + k) % 2 == 0 else servers[::-1]
+                for server in order:
+                    r = asyncio.run(workload(server, prompts, args.output_tokens, conc, rate, seed=rep))
+                    loads += r["load1"]
+                    raw.setdefault(label, {}).setdefault(server.name, []).append(r)
+                    print(f"rep {rep} {label:12s} {server.name:16s} {r['output_tok_s']:7.1f} tok/s "
+                          f"ttft p99 {r['ttft_p99']} errors {r['errors']} load {r['load1']}", flush=True)
+            # Written after every repeat, so an interrupted run still leaves its numbers.
+            report(args, gguf, raw, loads, stem, repeats_done=rep + 1)
+    finally:
+        for server in servers:
+            server.stop()
+    print(stem.with_suffix(".md").read_text())
+
+
+def report(args, gguf: str, raw: dict, loads: list[float], stem: Path, repeats_done: int) -> None:
+    result = {"date": date.today().isoformat(),
+              "command": " ".join([".venv/bin/python", "bench/serve.py", *sys.argv[1:]]),
+              "args": vars(args), "repeats_done": repeats_done, "machine": machine(), "versions": versions(),
+              "gguf": str(gguf), "limit_tok_s": LIMIT_TOK_S, "load1_min": min(loads), "load1_max": max(loads),
+              "summary": summarise(raw), "raw": raw}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_report(result, stem)
+
+if __name__ == "__main__":
+    main()
