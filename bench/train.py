@@ -665,7 +665,10 @@ def write_report(res: dict, out_dir: Path, stem: str) -> None:
              f"{res['spec']['rixin_batch_rows']} rows ≈ "
              f"{res['spec']['rixin_batch_rows'] * d['examples_per_row']:.1f} "
              f"examples; baseline batch {res['spec']['batch_examples']} examples, padded per batch. "
-             f"{res['repeats']} interleaved repeats, fresh process each; medians; throughput over steps after "
+             f"{res['repeats']} interleaved repeats"
+             + (f" (**only {res['repeats']} of the {res['repeats_asked']} asked for finished**)"
+                if res.get("repeats_asked", res["repeats"]) > res["repeats"] else "")
+             + ", fresh process each; medians; throughput over steps after "
              f"the first {res['spec']['warmup_steps']}.", "",
              "| | rixin | Trainer + peft | rixin ÷ baseline |", "|---|---|---|---|",
              f"| non-padding tokens/s | {r['tokens_per_s']:.1f} | {b['tokens_per_s']:.1f} | "
@@ -828,6 +831,8 @@ def main() -> None:
     flops = flops_per_token(model_dir, spec["lora_rank"])
     load, runs, raw = [load_avg()[0]], {"rixin": [], "baseline": []}, []
     base_eval = run_child("base-eval", spec_path, tmp, args.threads)["eval_loss"]
+    command = " ".join([".venv/bin/python", "bench/train.py", *sys.argv[1:]])
+    stem = f"train-{time.strftime('%Y-%m-%d')}" + (f"-{args.tag}" if args.tag else "")
     for repeat in range(args.repeats):
         order = ("rixin", "baseline") if repeat % 2 == 0 else ("baseline", "rixin")
         for side in order:
@@ -840,16 +845,16 @@ def main() -> None:
             raw.append(result if repeat == 0 else {k: v for k, v in result.items() if k != "steps"})
             print(f"repeat {repeat} {side}: {m['tokens_per_s']:.1f} tok/s, {m['peak_rss_mb']:.0f} MB, "
                   f"eval {m['eval_loss']:.4f}, load {la:.1f}", flush=True)
-    command = " ".join([".venv/bin/python", "bench/train.py", *sys.argv[1:]])
-    res = {"date": time.strftime("%Y-%m-%d"), "command": command,
-           "spec": {k: v for k, v in spec.items() if not k.endswith("_path") and k != "model_dir"},
-           "data": data, "flops": flops, "repeats": args.repeats, "base_eval_loss": base_eval,
-           "runs": [{"repeat": i // 2, "side": r["side"], **runs[r["side"]][i // 2], "load": load[i + 1]}
-                    for i, r in enumerate(raw)],
-           "summary": summarise(runs, flops, args.threads), "raw": raw, "machine": machine(), "versions": versions()}
-    stem = f"train-{res['date']}" + (f"-{args.tag}" if args.tag else "")
-    res["load"] = load
-    write_report(res, args.out, stem)  # written after each part: a later failure keeps the rest
+        # Written after every repeat (the report says how many): a slow machine keeps what it measured.
+        res = {"date": time.strftime("%Y-%m-%d"), "command": command,
+               "spec": {k: v for k, v in spec.items() if not k.endswith("_path") and k != "model_dir"},
+               "data": data, "flops": flops, "repeats": repeat + 1, "repeats_asked": args.repeats,
+               "base_eval_loss": base_eval,
+               "runs": [{"repeat": i // 2, "side": r["side"], **runs[r["side"]][i // 2], "load": load[i + 1]}
+                        for i, r in enumerate(raw)],
+               "summary": summarise(runs, flops, args.threads), "raw": raw, "machine": machine(),
+               "versions": versions(), "load": load}
+        write_report(res, args.out, stem)
     if not args.no_profile:
         try:
             prof = run_child("rixin-profile", spec_path, tmp, args.threads)
