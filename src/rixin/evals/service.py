@@ -5,6 +5,7 @@ The flywheel's promotion gate calls exactly these two functions:
     start_run(platform, caller, *, models: list[str], eval_file_id: str, graders: list[dict],
               name: str | None = None, max_tokens: int = 64) -> EvalRun
     get_run(platform, caller, run_id: str) -> EvalRun
+    (and, to block: wait_run(platform, caller, run_id, timeout_s=3600) -> EvalRun)
 
 A `models` entry may also be a variant `{"model": id, "name": label, "system": prompt}` (the
 same model under another system prompt); the summary then uses its name instead of the id.
@@ -16,7 +17,8 @@ b = models[1]; None when fewer or more than two models):
     {"models": {model_id: {"mean": float, "graders": {grader_name: mean}}},
      "n": int,
      "diff": {"a": id, "b": id, "mean": float, "ci_low": float, "ci_high": float,
-              "wins": int, "ties": int, "losses": int} | None}
+              "wins": int, "ties": int, "losses": int} | None,
+     "reasons": {model_id: {"<grader>:<reason>": count}}}
 
 (`wins` counts items where b scored higher than a.) The CI is a seeded paired bootstrap 95%
 interval (2000 resamples) of the mean per-item difference.
@@ -135,6 +137,20 @@ def get_run(platform, caller: Caller, run_id: str) -> EvalRun:
             if job.status in ("failed", "cancelled"):  # the handler never got to say so itself
                 run.status, run.finished_at = job.status, job.finished_at
         return run
+
+
+def wait_run(platform, caller: Caller, run_id: str, *, timeout_s: float = 3600, poll_s: float = 1.0) -> EvalRun:
+    """Block until the run is final (the gateway's runner does the work); TimeoutError otherwise."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = get_run(platform, caller, run_id)
+        if run.status in FINAL:
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"eval run {run_id} still {run.status} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
 
 
 def job_of(platform, run: EvalRun):
