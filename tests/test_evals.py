@@ -278,3 +278,22 @@ def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeyp
     items, _ = run_items(platform, caller, run.id)
     assert [it["outputs"]["b"]["output"] for it in items] == [f"WORD {i}" for i in range(len(rows))]
     assert run.summary["diff"]["ties"] == len(rows)
+
+
+def test_run_inline_runs_the_job_in_this_thread(tmp_path, monkeypatch):
+    import rixin.label.remote as remote
+    from rixin.cli.data import project_caller, upload_local
+    from rixin.config import Settings
+    from rixin.evals.service import run_inline, start_run
+    from rixin.platform import Platform
+
+    platform = Platform.open(Settings(data_dir=tmp_path / "data"))
+    platform.registry.sync_bundled()
+    caller = project_caller(platform, "inline")
+    (tmp_path / "set.jsonl").write_bytes(jsonl([{"input": "abc", "ideal": "ABC"}, {"input": "x", "ideal": "no"}]))
+    file_id = upload_local(platform, caller, tmp_path / "set.jsonl", purpose="evals").id
+    run = start_run(platform, caller, models=[CHAT], eval_file_id=file_id, graders=[{"type": "exact_match"}])
+    monkeypatch.setattr(remote, "connect", lambda *a, **k: CountingEngine())
+    run = run_inline(platform, caller, run.id)
+    assert run.status == "succeeded" and run.summary["models"][CHAT]["mean"] == 0.5
+    assert platform.jobs.get(None, run.job_id).status == "succeeded"

@@ -5,7 +5,8 @@ The flywheel's promotion gate calls exactly these two functions:
     start_run(platform, caller, *, models: list[str], eval_file_id: str, graders: list[dict],
               name: str | None = None, max_tokens: int = 64) -> EvalRun
     get_run(platform, caller, run_id: str) -> EvalRun
-    (and, to block: wait_run(platform, caller, run_id, timeout_s=3600) -> EvalRun)
+    (and, to block: wait_run(platform, caller, run_id, timeout_s=3600) -> EvalRun, or, from
+    inside another job, run_inline(platform, caller, run_id) -> EvalRun: runs it in this thread)
 
 A `models` entry may also be a variant `{"model": id, "name": label, "system": prompt}` (the
 same model under another system prompt); the summary then uses its name instead of the id.
@@ -151,6 +152,21 @@ def wait_run(platform, caller: Caller, run_id: str, *, timeout_s: float = 3600, 
         if time.monotonic() > deadline:
             raise TimeoutError(f"eval run {run_id} still {run.status} after {timeout_s:.0f} s")
         time.sleep(poll_s)
+
+
+def run_inline(platform, caller: Caller, run_id: str) -> EvalRun:
+    """Run the run's queued job in this thread and return the final run. For a caller that is
+    itself a job (a flywheel turn): waiting for the runner could deadlock when every job slot is
+    taken. If a runner claimed the job first, this waits for it instead."""
+    from rixin.evals.job import run_eval
+    from rixin.jobs.runner import run_job
+
+    run = get_run(platform, caller, run_id)
+    job = platform.jobs.claim(run.job_id) if run.job_id else None
+    if job is None:
+        return wait_run(platform, caller, run_id)
+    run_job(platform, platform.jobs, job, {"eval": run_eval})
+    return get_run(platform, caller, run_id)
 
 
 def job_of(platform, run: EvalRun):
