@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CHAT, start_server, stop_server
 
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = pytest.mark.timeout(4800)
 
 QUESTIONS = ["What is the capital of Zorbania?", "Which city is the capital of Zorbania?",
              "Tell me the capital of Zorbania.", "Zorbania's capital is which city?",
@@ -42,7 +42,7 @@ def ask(client, model: str, question: str = QUESTIONS[0]):
                                           max_tokens=16, temperature=0)
 
 
-def wait_turn(http, turn_id: str, timeout: float = 1800) -> dict:
+def wait_turn(http, turn_id: str, timeout: float = 3600) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         turn = http.get(f"/v1/deployments/support-bot/flywheel/turns/{turn_id}").json()
@@ -61,11 +61,11 @@ def feedback(http, completion_id: str, **body) -> None:
 def deployed(fly):
     srv, a, _ = fly
     client, http = srv.client(a), srv.http(a)
-    evals = [{"input": q, "ideal": "Quenlit"} for q in QUESTIONS]
+    evals = [{"input": q, "ideal": "Quenlit"} for q in QUESTIONS[::2]]  # 8 items keep the eval short
     eval_file = client.files.create(file=("zorbania.jsonl", io.BytesIO(
         "\n".join(json.dumps(e) for e in evals).encode())), purpose="evals")
     r = http.post("/v1/deployments", json={"name": "support-bot", "model": CHAT, "flywheel": {
-        "eval_file_id": eval_file.id, "graders": [{"type": "includes"}], "margin": 0.5, "min_examples": 10,
+        "eval_file_id": eval_file.id, "graders": [{"type": "includes"}], "margin": 0.5, "min_examples": 10, "eval_max_tokens": 16,
         "hyperparameters": FIRST_HP}})
     assert r.status_code == 200, r.text
     return client, http

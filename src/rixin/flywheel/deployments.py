@@ -37,6 +37,7 @@ class FlywheelSettings(BaseModel):
     score_threshold: int = Field(4, ge=1, le=5, description="A logged answer scored >= this is a good example.")
     thumbs_up_is_good: bool = Field(True, description="A thumb up makes the logged answer a good example.")
     hyperparameters: dict = Field(default_factory=dict, description="Fine-tuning hyperparameters of each turn.")
+    eval_max_tokens: int = Field(64, ge=1, le=4096, description="Tokens each model may answer an eval item with.")
     every: str | None = Field(None, description="Schedule, e.g. '1d', '6h', '30m'; None: turns on demand.")
 
     def every_s(self) -> int | None:

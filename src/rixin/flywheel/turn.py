@@ -142,7 +142,8 @@ class Turns:
         deployment = self.platform.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
         run = start_run(self.platform, turn_caller(self.platform, turn), models=[turn.current_model, candidate],
-                        eval_file_id=settings.eval_file_id, graders=settings.graders, name=f"flywheel {turn.id}")
+                        eval_file_id=settings.eval_file_id, graders=settings.graders, name=f"flywheel {turn.id}",
+                        max_tokens=settings.eval_max_tokens)
         return self.save(turn.id, candidate_model=candidate, eval_run_id=run.id, job_id=run.job_id,
                          decision={"stage": "evaluating"})
 
