@@ -34,6 +34,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 SHOTS = ROOT / "docs" / "screenshots"
 WAIT_MS = 30_000  # hang guards, not timing assertions
 JOB_WAIT_MS = 540_000
+TURN_WAIT_MS = 1_500_000  # a flywheel turn: export, fine-tune, eval of two models
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 # Controls without an accessible name: no <label for>, no wrapping <label>, no aria-label(ledby),
@@ -709,6 +710,7 @@ def test_logs_page_searches_and_takes_feedback(console, fly):
     page.wait_for_selector("main >> text=No logged requests match.")
 
 
+@pytest.mark.timeout(1800)  # a real fine-tune and eval run on a shared 2-core machine
 def test_deployment_page_runs_a_flywheel_turn(console, fly):
     """Settings through the form, a turn started by its button: the corrections given as feedback
     become a dataset version, a tiny fine-tune and an eval run, linked from the turn's row
@@ -724,7 +726,7 @@ def test_deployment_page_runs_a_flywheel_turn(console, fly):
         r = http.post("/v1/feedback", json={"completion_id": answer.id, "correction": f"{i} + 1 = {i + 1}."})
         assert r.status_code == 200, r.text
     r = http.post("/v1/deployments/support-bot", json={"flywheel": {"hyperparameters": {
-        "n_epochs": 1, "batch_size": 1, "packing": False, "max_seq_length": 96}}})
+        "n_epochs": 1, "batch_size": 8, "packing": False, "max_seq_length": 96}}})
     assert r.status_code == 200, r.text
     page = console.open(fly.key, "#/deployments/support-bot")
     page.locator("main h1", has_text="Deployment support-bot").wait_for()
@@ -746,7 +748,7 @@ def test_deployment_page_runs_a_flywheel_turn(console, fly):
     page.locator("#turns tbody tr").first.wait_for()
     turn_id = page.locator("#turns tbody tr td code").first.inner_text()
     page.wait_for_function("() => !/running/.test(document.querySelector('#turns tbody tr td:nth-child(2)').textContent)",
-                           timeout=JOB_WAIT_MS, polling=1000)
+                           timeout=TURN_WAIT_MS, polling=1000)
     turn = http.get(f"/v1/deployments/support-bot/flywheel/turns/{turn_id}").json()
     assert turn["status"] in ("promoted", "kept"), turn["decision"]
     row = page.locator("#turns tbody tr").first
