@@ -125,7 +125,7 @@ def test_cancel_while_running_frees_the_workers(fresh):
 
 def test_pause_stops_at_a_checkpoint_and_resume_finishes(fresh):
     client = fresh.client()
-    job = start_job(client)
+    job = start_job(client, n_epochs=1)  # 12 steps: pause at ~2, resume runs the rest
     wait_for(client, job.id, lambda j: step_of(j) >= 2)
     client.fine_tuning.jobs.pause(job.id)
     paused = wait_for(client, job.id, lambda j: j.status == "paused")
