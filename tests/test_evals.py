@@ -31,6 +31,8 @@ GRADERS = [{"type": "includes"}, {"type": "exact_match"}, {"type": "regex", "pat
            {"type": "numeric", "abs_tol": 0.5}, {"type": "embedding"},
            {"type": "model_graded", "rubric": "The answer matches the reference.", "choices": ["0", "1"]}]
 LOCAL_GRADERS = ("includes", "exact_match", "word", "numeric")  # need no engine: re-graded here
+# The first test also waits for the server and the module's eval run (slow on a loaded machine).
+pytestmark = pytest.mark.timeout(1200)
 
 
 def jsonl(rows) -> bytes:

@@ -16,6 +16,7 @@ from rixin.errors import InvalidRequest
 from rixin.evals.harness import BUNDLED_TASKS, load_task_configs
 
 pytest.importorskip("lm_eval")
+pytestmark = pytest.mark.timeout(1200)  # the first test also waits for the server
 
 TASK = BUNDLED_TASKS / "rixin_capitals" / "rixin_capitals.yaml"
 ROWS = [json.loads(line) for line in (BUNDLED_TASKS / "rixin_capitals" / "rixin_capitals.jsonl").read_text().splitlines()]
