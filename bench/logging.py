@@ -73,7 +73,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--report-from", type=Path, default=None,
+                        help="Re-render from the JSON lines a (possibly interrupted) run printed, one per repeat.")
     args = parser.parse_args()
+    if args.report_from is not None:
+        runs = [json.loads(line) for line in args.report_from.read_text().splitlines() if line.startswith("{")]
+        args.report_from = str(args.report_from)
+        return report(args, runs, {"full_rows": None, "off_rows": None, "sent_per_deployment": None})
 
     admin = "rx-admin-" + secrets.token_hex(8)
     data_dir = Path(tempfile.mkdtemp(prefix="rixin-bench-logging-"))
@@ -117,11 +123,13 @@ def report(args, runs: list[dict], rows: dict) -> None:
     date = datetime.date.today().isoformat()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    command = "python bench/logging.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
+    command = "python bench/logging.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                                    if v is not None)
     (out / f"logging-{date}.json").write_text(json.dumps(
         {"command": command, "args": vars(args), "cpus": os.cpu_count(), "runs": runs, "summary": summary}, indent=2))
     lines = [f"# Request logging overhead ({date})", "", f"`{command}` — one `rixin up`, two deployments of "
-             f"`{CHAT}` (logging `full` vs `off`), {args.repeats} interleaved repeats, medians.", "",
+             f"`{CHAT}` (logging `full` vs `off`), {len(runs)} of {args.repeats} interleaved repeats done, "
+             f"medians.", "",
              "| policy | latency (s, sequential) | throughput (req/s, "
              f"{args.concurrency} threads) |", "| --- | --- | --- |"]
     for p in POLICIES:
@@ -130,7 +138,8 @@ def report(args, runs: list[dict], rows: dict) -> None:
               "per-repeat ratios)",
               f"- throughput ratio full ÷ off: **{summary['throughput_ratio_full_over_off']:.3f}**",
               f"- rows stored: full {rows['full_rows']} of {rows['sent_per_deployment']} sent, off "
-              f"{rows['off_rows']}"]
+              f"{rows['off_rows']}" if rows["full_rows"] is not None else
+              "- rows stored: not counted (re-rendered from the per-repeat lines of an interrupted run)"]
     (out / f"logging-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
