@@ -220,7 +220,9 @@ class RequestLogs:
         if q.until is not None:
             sql = sql.where(RequestLog.created_at < datetime.fromtimestamp(q.until, timezone.utc))
         if q.contains:
-            sql = sql.where(and_(RequestLog.text.is_not(None), RequestLog.text.contains(q.contains)))
+            # autoescape: a '%' or '_' the user searches for is literal, not a LIKE wildcard
+            found = RequestLog.text.contains(q.contains, autoescape=True)
+            sql = sql.where(and_(RequestLog.text.is_not(None), found))
         return sql
 
     def update_metadata(self, caller: Caller, log_id: str, metadata: dict | None) -> RequestLog:
