@@ -172,7 +172,7 @@ def report(args, times: dict, tokens: int) -> None:
     for m in times:
         lines.append(f"| {m} | {ips[m]:.2f} | {ratios.get(m, 1.0):.2f} |")
     lines += ["", f"Decode-bound limit: {limit_ips:.2f} items/s ({DECODE_LIMIT_TPS:.0f} tokens/s ÷ tokens per item, "
-              f"prompt work ignored); direct client ÷ limit = {ips['direct'] / limit_ips:.2f}."]
+              f"prompt work ignored); direct client ÷ limit = {ips['direct'] / limit_ips:.4f}."]
     (out / f"evals-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
