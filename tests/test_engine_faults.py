@@ -54,6 +54,13 @@ def test_kill_during_stream_gives_error_event_then_next_request_succeeds(own_ser
     assert wait_for_new_pid(own_server, pid) != pid
 
 
+def first_tokens(server) -> float:
+    """How many generations have delivered their first text to the gateway (TTFT count)."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("rixin_time_to_first_token_seconds_count") and CHAT in line)
+
+
 def test_kill_during_non_streaming_request_gives_503_retryable(own_server):
     pid = engine_pid(own_server, CHAT)
     result = {}
@@ -63,9 +70,14 @@ def test_kill_during_non_streaming_request_gives_503_retryable(own_server):
             result["response"] = http.post("/v1/chat/completions", json={
                 "model": CHAT, "messages": STORY, "max_tokens": 1500, "temperature": 0})
 
+    before = first_tokens(own_server)
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(1.0)  # the generation is under way (1500 tokens take far longer)
+    # Kill once the gateway has received generated text (1500 tokens take far longer): a
+    # replica that dies before that is waited for and the request retried, by design.
+    deadline = time.monotonic() + 120
+    while first_tokens(own_server) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     thread.join(30)

@@ -120,7 +120,7 @@ def test_two_replicas_on_two_nodes_share_the_requests(cluster):
         engines = server.http().get("/v1/engines").json()["data"]
         chat = [e for e in engines if e["model"] == "smollm2-135m-instruct"]
         assert sorted(e["replica"] for e in chat) == [0, 1]
-        assert len({e["node"] for e in chat}) == 2, chat  # one replica per node
+        assert len({e["node_id"] for e in chat}) == 2, chat  # one replica per node
         assert len({e["pid"] for e in chat}) == 2
         assert all(e["generations"] > 0 for e in chat), chat  # both served requests
         assert sum(e["generations"] for e in chat) >= 16

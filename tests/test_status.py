@@ -47,7 +47,9 @@ def test_rixin_status_shows_nodes_engines_and_queues(server):
     assert "127.0.0.1" in out.stdout and "job slot" in out.stdout
     raw = status("--url", server.url, "--json", env={"RIXIN_ADMIN_KEY": server.admin_key})
     state = json.loads(raw.stdout)
-    assert state["health"]["status"] == "ok" and any(e["model"] == CHAT for e in state["engines"])
+    assert state["health"]["status"] == "ok"
+    chat = next(e for e in state["engines"] if e["model"] == CHAT)
+    assert chat["node_id"] in {n["node_id"] for n in state["cluster"]["nodes"]}  # what runs where
 
 
 def test_rixin_status_explains_a_bad_key_and_a_missing_gateway(server):

@@ -71,7 +71,7 @@ class EngineActor:
 
     def stats(self) -> dict:
         engine_stats = getattr(self.engine, "stats", dict)()
-        return {**self.counts, **engine_stats, "node": ray.get_runtime_context().get_node_id()}
+        return {**self.counts, **engine_stats, "node_id": ray.get_runtime_context().get_node_id()}
 
     def cancel(self, request_id: str) -> None:
         self.cancelled.add(request_id)
