@@ -20,10 +20,6 @@ from __future__ import annotations
 import os
 import sys
 
-# bench/ is the script's folder, first on sys.path: a sibling named like a stdlib module
-# (bench/logging.py) would shadow it, so the folder goes.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
 import datetime
 import json

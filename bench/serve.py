@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import sys
 
-# bench/ holds other scripts whose names may shadow the standard library (e.g. logging.py):
-# keep the script's own folder off the import path.
-sys.path = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
-
-import argparse  # noqa: E402
+import argparse
 import asyncio
 import json
 import os

@@ -28,12 +28,7 @@ from __future__ import annotations
 import os.path
 import sys
 
-# bench/ holds scripts named like standard modules (bench/logging.py): run as `python bench/train.py`,
-# this directory comes first on sys.path and would shadow them for torch and everything else.
-if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
-    sys.path.pop(0)
-
-import argparse  # noqa: E402 - after the sys.path fix above
+import argparse
 import json
 import math
 import os

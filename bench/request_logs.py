@@ -3,7 +3,7 @@
 two deployments of the bundled model, one with logging `full` (request, response and text
 stored by the background writer) and one with logging `off` (nothing stored), in one server.
 
-    .venv/bin/python bench/logging.py [--requests 24] [--concurrency 4] [--max-tokens 8] [--repeats 5]
+    .venv/bin/python bench/request_logs.py [--requests 24] [--concurrency 4] [--max-tokens 8] [--repeats 5]
 
 Every repeat measures both deployments in a rotated order (interleaved): latency = median of
 `--requests` sequential requests; throughput = requests/s of `--requests` requests sent by
@@ -18,24 +18,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's `logging`: keep its folder off the import path.
-HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-
-import httpx  # noqa: E402
-import openai  # noqa: E402
+import httpx
+import openai
 
 CHAT = "smollm2-135m-instruct"
 POLICIES = ("full", "off")
@@ -123,9 +119,9 @@ def report(args, runs: list[dict], rows: dict) -> None:
     date = datetime.date.today().isoformat()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    command = "python bench/logging.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+    command = "python bench/request_logs.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                                                     if v is not None)
-    (out / f"logging-{date}.json").write_text(json.dumps(
+    (out / f"request-logs-{date}.json").write_text(json.dumps(
         {"command": command, "args": vars(args), "cpus": os.cpu_count(), "runs": runs, "summary": summary}, indent=2))
     lines = [f"# Request logging overhead ({date})", "", f"`{command}` — one `rixin up`, two deployments of "
              f"`{CHAT}` (logging `full` vs `off`), {len(runs)} of {args.repeats} interleaved repeats done, "
@@ -140,7 +136,7 @@ def report(args, runs: list[dict], rows: dict) -> None:
               f"- rows stored: full {rows['full_rows']} of {rows['sent_per_deployment']} sent, off "
               f"{rows['off_rows']}" if rows["full_rows"] is not None else
               "- rows stored: not counted (re-rendered from the per-repeat lines of an interrupted run)"]
-    (out / f"logging-{date}.md").write_text("\n".join(lines) + "\n")
+    (out / f"request-logs-{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
