@@ -10,7 +10,7 @@ Every repeat measures both deployments in a rotated order (interleaved): latency
 `--concurrency` threads. Reported: medians per policy and the median of the per-repeat
 ratios full ÷ off (latency: 1.0 means no overhead; throughput: 1.0 means no loss), plus the
 rows the full deployment stored (they must equal the requests sent). Results:
-bench/results/logging-<date>.json and .md. Benchmarks are not tests.
+bench/results/request-logs-<date>.json and .md. Benchmarks are not tests.
 """
 
 from __future__ import annotations
