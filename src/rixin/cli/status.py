@@ -17,6 +17,8 @@ from rich.table import Table
 from rixin.errors import EngineUnavailable, PermissionDenied, RixinError
 
 console = Console()
+if not console.is_terminal:  # piped or captured: keep model ids whole rather than wrapped at 80
+    console = Console(width=200)
 
 
 def fetch(url: str, key: str | None) -> dict:
