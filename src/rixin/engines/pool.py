@@ -86,18 +86,28 @@ class EnginePool:
         return min(current, key=lambda r: r.inflight)
 
     async def _start(self, spec: ModelSpec) -> list[Replica]:
+        # Replica 0 first: it may already exist wherever a job or the CLI started it
+        # (engine_actor), and the others go to the nodes it does not occupy.
+        first, info = await self._launch(spec, 0, None)
+        replicas = [Replica(spec, first, info, 0)]
         n = self._count(spec)
-        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"]) if n > 1 else []
-        actors = [ray.remote(EngineActor).options(**_actor_options(spec, self.settings, i,
-                                                                   nodes[i % len(nodes)] if nodes else None))
-                  .remote(spec, *_actor_args(self.settings)) for i in range(n)]
+        if n > 1:
+            taken = (await first.stats.remote())["node_id"]
+            nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+            others = [x for x in nodes if x != taken] + [taken]
+            launched = await asyncio.gather(*(self._launch(spec, i, others[(i - 1) % len(others)])
+                                              for i in range(1, n)))
+            replicas += [Replica(spec, a, inf, i) for i, (a, inf) in enumerate(launched, start=1)]
+        return replicas
+
+    async def _launch(self, spec: ModelSpec, index: int, node_id: str | None):
+        actor = ray.remote(EngineActor).options(**_actor_options(spec, self.settings, index, node_id)).remote(
+            spec, *_actor_args(self.settings))
         try:
-            infos = await asyncio.gather(*(a.info.remote() for a in actors))
+            return actor, await actor.info.remote()
         except RayTaskError as e:
-            for actor in actors:
-                ray.kill(actor)
+            ray.kill(actor)
             raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
-        return [Replica(spec, a, info, i) for i, (a, info) in enumerate(zip(actors, infos))]
 
     @asynccontextmanager
     async def _slot(self, replica: Replica):
