@@ -15,9 +15,6 @@ bench/results/request-logs-<date>.json and .md. Benchmarks are not tests.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
 import datetime
 import importlib.util
@@ -26,13 +23,16 @@ import os
 import secrets
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
 
+HERE = Path(__file__).resolve().parent
 CHAT = "smollm2-135m-instruct"
 POLICIES = ("full", "off")
 
