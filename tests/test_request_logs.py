@@ -125,10 +125,14 @@ def test_openai_stored_completions_routes(env):
 
 
 def test_search_filters(server, env):
+    # A deployment of this test's own: other tests log through the shared ones in the same second.
+    with server.http(env["a"]) as http:
+        r = http.post("/v1/deployments", json={"name": "search-bot", "model": CHAT, "logging": "full"})
+        assert r.status_code == 200, r.text
     start = int(time.time()) - 1
-    chat(env["client_a"], "full-bot", messages=[{"role": "user", "content": "Tell me about zebrafish."}],
+    chat(env["client_a"], "search-bot", messages=[{"role": "user", "content": "Tell me about zebrafish."}],
          metadata={"team": "bio"})
-    chat(env["client_a"], "full-bot", messages=[{"role": "user", "content": "Tell me about granite."}],
+    chat(env["client_a"], "search-bot", messages=[{"role": "user", "content": "Tell me about granite."}],
          metadata={"team": "geo"})
     with server.http(env["a"]) as http:
         def ids(**params):
@@ -138,12 +142,11 @@ def test_search_filters(server, env):
 
         assert ids(q="zebrafish") == ["bio"]
         assert ids(**{"metadata[team]": "geo"}) == ["geo"]
-        assert ids(metadata="team:bio", deployment="full-bot") == ["bio"]
-        assert ids(since=start, deployment="full-bot", order="asc") == ["bio", "geo"]
+        assert ids(metadata="team:bio", deployment="search-bot") == ["bio"]
+        assert ids(since=start, deployment="search-bot", order="asc") == ["bio", "geo"]
         assert ids(until=start, q="zebrafish") == []
         assert ids(deployment="meta-bot", q="colour") == []  # no text kept to search
-        # (other tests of this module log through other routes within the same second)
-        mine = {"since": start, "deployment": "full-bot"}
+        mine = {"since": start, "deployment": "search-bot"}
         page = http.get("/v1/logs", params={**mine, "limit": 1}).json()
         assert page["has_more"] and len(page["data"]) == 1
         after = http.get("/v1/logs", params={**mine, "after": page["last_id"]}).json()["data"]
