@@ -45,6 +45,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
+from machine import machine as machine_record  # noqa: E402
 
 # The peers' packages may live in an overlay (`pip install --target`), appended so that the
 # project's .venv (rixin, numpy, torch) always wins: see bench/README.md.
@@ -710,20 +711,8 @@ def accuracy(c: Corpus, res: dict) -> dict:
 
 
 def machine() -> dict:
-    flags = set()
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-        if line.startswith("model name") and not model:
-            model = line.split(":", 1)[1].strip()
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu": model, "memory": " ".join(mem.split()[1:]),
-            "flags": sorted(flags & {"sse4_2", "avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw",
-                                     "avx512vl", "avx512_vnni", "sha_ni", "aes", "popcnt"}),
-            "python": sys.version.split()[0],
-            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                       "RAYON_NUM_THREADS", "OPENBLAS_CORETYPE")}}
+    return {**machine_record(), "threads": {k: os.environ.get(k) for k in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_CORETYPE")}}
 
 
 def versions() -> dict:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import httpx
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PEER_SITE = Path(os.environ.get("RIXIN_BENCH_SITE", "/tmp/bench-site"))
@@ -211,18 +213,6 @@ def summarise(raw: dict) -> dict:
                           "ratio_tok_s": statistics.median(ratios) if ratios else None,
                           "ours_over_limit": medians(ours)["output_tok_s"] / LIMIT_TOK_S}
     return summary
-
-
-def machine() -> dict:
-    """The same machine record as bench/clean.py writes (cores, CPU, flags, memory)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_clean", ROOT / "bench" / "clean.py")
-    clean = sys.modules["bench_clean"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(clean)
-    record = clean.machine()
-    record.pop("threads", None)  # clean.py pins its own BLAS threads; not this benchmark's setting
-    return record
 
 
 def versions() -> dict:

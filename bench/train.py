@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = Path(os.environ.get("RIXIN_BENCH_MODEL", "/tmp/bench-smollm2-hf"))
 MATMUL = 240e9  # FLOP/s, DESIGN.md: fp32 matmul over both cores of the dev machine
@@ -592,20 +594,6 @@ def _cmdline(p) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- report
-
-
-def machine() -> dict:
-    flags, model = set(), ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-        if line.startswith("model name") and not model:
-            model = line.split(":", 1)[1].strip()
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu": model, "memory": " ".join(mem.split()[1:]),
-            "flags": sorted(flags & {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                                     "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}),
-            "python": sys.version.split()[0]}
 
 
 def versions() -> dict:
