@@ -49,6 +49,10 @@ class Settings(BaseModel):
     engine_batch_slots: int = Field(
         8, ge=1, le=64, description="Sequences a llama.cpp replica decodes together (continuous batching); "
         "its KV cache holds this many full contexts.")
+    engine_requantize: bool = Field(
+        True, description="Serve GGUFs whose weights are Q4_1/Q5_0/Q5_1 from a Q8_0 copy made once under "
+        "data_dir/cache/gguf: llama.cpp batches prompts and sequences much faster on Q8_0 (docs/decisions/0006). "
+        "False: serve every file's own weights.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,13 +19,15 @@ from rixin.engines.base import Chunk, Embeddings, EngineInfo, GenerateRequest
 from rixin.models.registry import ModelSpec
 
 
-def build_engine(spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1):
-    """The engine object for `spec`, loaded in this process."""
+def build_engine(spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1,
+                 weights_cache: str | None = None):
+    """The engine object for `spec`, loaded in this process. `weights_cache`: where a llama.cpp
+    engine keeps the Q8_0 copies it serves 4/5-bit GGUFs from (None: serve every file as is)."""
     if spec.engine == "llama.cpp":
         from rixin.engines.llama_cpp import LlamaCppEngine
 
         return LlamaCppEngine(spec.id, spec.path, context_length=spec.context_length or context_length,
-                              threads=threads, slots=batch_slots)
+                              threads=threads, slots=batch_slots, weights_cache=weights_cache)
     if spec.engine == "transformers":
         from rixin.engines.transformers_engine import TransformersEngine
 
@@ -38,8 +40,9 @@ def build_engine(spec: ModelSpec, threads: int, context_length: int, batch_slots
 
 
 class EngineActor:
-    def __init__(self, spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1):
-        self.engine = build_engine(spec, threads, context_length, batch_slots)
+    def __init__(self, spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1,
+                 weights_cache: str | None = None):
+        self.engine = build_engine(spec, threads, context_length, batch_slots, weights_cache)
         self.lock = threading.Lock()
         self.count_lock = threading.Lock()
         self.cancelled: set[str] = set()

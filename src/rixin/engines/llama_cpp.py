@@ -10,8 +10,11 @@ once: each call hands a sequence to the one scheduler thread and streams its chu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
+from pathlib import Path
 from typing import Iterator
 
 from rixin.engines.base import Chunk, EngineInfo, GenerateRequest, SamplingParams, check_context
@@ -19,13 +22,80 @@ from rixin.engines.llama_batch import BatchScheduler, Sequence, StopScanner  # n
 from rixin.errors import InvalidRequest
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+def open_llama(path: str, **kwargs):
+    """`llama_cpp.Llama(path, **kwargs)` with the weights in plain CPU buffers.
+
+    llama.cpp may move weights into "extra" buffer types at load time (AMX tiles on Intel
+    CPUs that have them, repacked layouts elsewhere). On a Xeon with AMX, the AMX copy of this
+    build crashes (SIGSEGV) on the first batch of more than one token, so every prompt would
+    kill the engine (docs/decisions/0006). `Llama` has no argument for this, so its model
+    defaults are swapped while it loads; the lock keeps two loads from racing on the swap.
+    """
+    import llama_cpp.llama_cpp as lib  # the module `Llama.__init__` looks the defaults up in
+    from llama_cpp import Llama
+
+    stock = lib.llama_model_default_params
+
+    def defaults():
+        params = stock()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        lib.llama_model_default_params = defaults
+        try:
+            return Llama(model_path=path, **kwargs)
+        finally:
+            lib.llama_model_default_params = stock
+
+
+REQUANTIZE_TO_Q8_0 = {3: "Q4_1", 8: "Q5_0", 9: "Q5_1"}
+"""GGUF `general.file_type`s served from a Q8_0 copy (docs/decisions/0006): llama.cpp's CPU
+backend has no matrix-matrix kernel for these block types, so a prompt or a batch of
+sequences costs nearly one matrix-vector product per token; Q8_0 has one (about 1.8× the
+prompt speed and 1.4× the 8-sequence decode speed here) and holds every 4/5-bit weight to
+within 1/254 of its block's range."""
+
+
+def serving_weights(path: str, cache_dir: str | None) -> str:
+    """The GGUF the engine loads for `path`: the file itself, or its Q8_0 copy in `cache_dir`
+    (made once, written to a temporary name and renamed, so a crash leaves no half file)."""
+    if cache_dir is None:
+        return path
+    import llama_cpp
+
+    probe = open_llama(path, vocab_only=True, verbose=False)
+    try:
+        file_type = int(probe.metadata.get("general.file_type", -1))
+    finally:
+        probe.close()
+    if file_type not in REQUANTIZE_TO_Q8_0:
+        return path
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = Path(cache_dir) / f"{Path(path).stem}.{key}.q8_0.gguf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize, params.nthread = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, True, 0
+        rc = llama_cpp.llama_model_quantize(path.encode(), str(partial).encode(), params)
+        if rc != 0:
+            partial.unlink(missing_ok=True)
+            raise RuntimeError(f"llama.cpp could not convert {path} to Q8_0 (code {rc})")
+        os.replace(partial, target)
+    return str(target)
+
+
 class LlamaCppEngine:
     concurrent = True
     """Several generate() calls may run at once (they are batched together)."""
 
     def __init__(self, model_id: str, path: str, *, context_length: int = 2048, threads: int | None = None,
-                 slots: int = 8, cache_tokens: int | None = None):
-        from llama_cpp import Llama
+                 slots: int = 8, cache_tokens: int | None = None, weights_cache: str | None = None):
         from llama_cpp._internals import LlamaContext
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -33,7 +103,8 @@ class LlamaCppEngine:
         self.model_id = model_id
         # The Llama object gives us the weights, tokenizer and metadata; its own context is
         # kept minimal because decoding runs in the batched context below.
-        self.llm = Llama(model_path=path, n_ctx=32, n_batch=32, n_threads=threads,
+        self.weights = serving_weights(path, weights_cache)
+        self.llm = open_llama(self.weights, n_ctx=32, n_batch=32, n_threads=threads,
                          n_threads_batch=threads, verbose=False)
         params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
         # Unified KV with room for every slot's full context (idle slots keep a prompt cache).

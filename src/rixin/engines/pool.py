@@ -62,7 +62,8 @@ def _actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str
 
 
 def _actor_args(settings: Settings) -> tuple:
-    return settings.engine_threads, settings.chat_context, settings.engine_batch_slots
+    weights_cache = str((settings.data_dir / "cache" / "gguf").resolve()) if settings.engine_requantize else None
+    return settings.engine_threads, settings.chat_context, settings.engine_batch_slots, weights_cache
 
 
 class EnginePool:
