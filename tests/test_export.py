@@ -32,12 +32,12 @@ import gguf  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from llama_cpp import Llama  # noqa: E402
 
 from conftest import RIXIN  # noqa: E402
 from rixin.config import Settings  # noqa: E402
 from rixin.engines.actor import build_engine  # noqa: E402
 from rixin.engines.base import GenerateRequest, SamplingParams  # noqa: E402
+from rixin.engines.llama_cpp import open_llama  # noqa: E402
 from rixin.errors import Conflict, InvalidRequest  # noqa: E402
 from rixin.models.export import Source, export_gguf, export_model, permute_qk  # noqa: E402
 from rixin.models.registry import CHAT_MODEL, spec_of  # noqa: E402
@@ -115,7 +115,7 @@ def chat_text(tokenizer) -> str:
 
 def llama_logits(path: Path, prompts: list[list[int]]) -> list[np.ndarray]:
     """(len(ids), n_vocab) logits of every position, per prompt, from llama.cpp."""
-    llm = Llama(str(path), n_ctx=256, logits_all=True, n_threads=1, verbose=False)
+    llm = open_llama(str(path), n_ctx=256, logits_all=True, n_threads=1, verbose=False)
     try:
         out = []
         for ids in prompts:
@@ -128,7 +128,7 @@ def llama_logits(path: Path, prompts: list[list[int]]) -> list[np.ndarray]:
 
 
 def llama_greedy(path: Path, ids: list[int], n: int) -> list[int]:
-    llm = Llama(str(path), n_ctx=256, n_threads=1, verbose=False)
+    llm = open_llama(str(path), n_ctx=256, n_threads=1, verbose=False)
     try:
         out = []
         for token in llm.generate(ids, temp=0, top_k=1, repeat_penalty=1.0):
@@ -202,7 +202,7 @@ def test_metadata_matches_the_bundled_gguf(exported):
 
 def test_f32_export_matches_transformers(exported, peft_model, tokenizer):
     prompts = [prompt_ids(tokenizer, p) for p in [*PROMPTS, chat_text(tokenizer)]]
-    llm = Llama(str(exported["f32"]), vocab_only=True, verbose=False)
+    llm = open_llama(str(exported["f32"]), vocab_only=True, verbose=False)
     for text, ids in zip([*PROMPTS, chat_text(tokenizer)], prompts):
         assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
     llm.close()
