@@ -2,11 +2,15 @@
 """Serving benchmark: rixin (`rixin up`) against `python -m llama_cpp.server`, same GGUF.
 
     .venv/bin/python bench/serve.py [--repeats 5] [--requests 64] [--prompt-tokens 128]
-        [--output-tokens 128] [--concurrency 1,2,4,8] [--rates 0.5,1,2] [--threads 2]
+        [--output-tokens 128] [--concurrency 1,2,4,8] [--rates 0.5,1,2] [--threads 2] [--no-q8-peer]
 
-Both servers run side by side on the bundled GGUF with the same thread count and context;
-the client (httpx, streaming chat completions over HTTP, the same code for both) drives one
-server at a time, alternating which goes first every repeat. Workloads in the style of
+The servers run side by side with the same thread count and context: rixin on the bundled
+GGUF (which it serves from a Q8_0 copy, docs/decisions/0006), the peer on the same file, and
+a second peer on rixin's Q8_0 copy (so the table separates what batching wins from what the
+weight format wins). The peers are bench/llama_server.py: llama_cpp.server unchanged but
+for plain CPU weight buffers, as rixin loads them. The client (httpx, streaming chat
+completions over HTTP, the same code for all) drives one server at a time, rotating which
+goes first every workload and repeat. Workloads in the style of
 vLLM's benchmark_serving: (a) a single stream; (b) `--requests` requests at each
 concurrency; (c) Poisson arrivals at each rate. Prompts are distinct per request (seeded
 random words, ~`--prompt-tokens` tokens), greedy, `max_tokens=--output-tokens`.
@@ -16,19 +20,19 @@ Results: bench/results/serve-<date>.json, .md and .png. Benchmarks are not tests
 
 from __future__ import annotations
 
-import sys
-
 import argparse
 import asyncio
 import json
 import os
 import random
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +45,7 @@ RESULTS = ROOT / "bench" / "results"
 PEER_SITE = Path(os.environ.get("RIXIN_BENCH_SITE", "/tmp/bench-site"))
 LIMIT_TOK_S = 135.0  # DESIGN.md: llama.cpp single-stream decode of this model ~120-150 tok/s
 MODEL = "smollm2-135m-instruct"
+OURS, PEER, PEER_Q8 = "rixin", "llama_cpp.server", "llama_cpp.server q8_0"
 WORDS = ("river stone light market engine garden winter paper signal harbor music window forest "
          "copper lantern valley bridge orbit silver thunder meadow candle planet ribbon castle").split()
 
@@ -87,25 +92,29 @@ class Server:
                 os.killpg(self.process.pid, 9)
 
 
-def start_servers(gguf: str, threads: int, ctx: int, workdir: Path) -> list[Server]:
+def start_servers(gguf: str, q8_copy: str | None, threads: int, ctx: int, workdir: Path) -> list[Server]:
     key = "rx-admin-" + secrets.token_hex(8)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}
     env.update({"RIXIN_ADMIN_KEY": key, "RIXIN_ENGINE_THREADS": str(threads), "RIXIN_CHAT_CONTEXT": str(ctx),
                 "RIXIN_ENGINE_QUEUE_SIZE": "256", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
     port = free_port()
-    ours = Server("rixin", [str(ROOT / ".venv/bin/rixin"), "up", "--host", "127.0.0.1", "--port", str(port),
-                            "--data-dir", str(workdir / "rixin")], env, f"http://127.0.0.1:{port}", key, MODEL,
+    ours = Server(OURS, [str(ROOT / ".venv/bin/rixin"), "up", "--host", "127.0.0.1", "--port", str(port),
+                         "--data-dir", str(workdir / "rixin")], env, f"http://127.0.0.1:{port}", key, MODEL,
                   workdir / "rixin.log")
     peer_env = {**os.environ, "PYTHONPATH": str(PEER_SITE)}
-    pport = free_port()
-    peer = Server("llama_cpp.server", [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host",
-                                       "127.0.0.1", "--port", str(pport), "--n_threads", str(threads),
-                                       "--n_threads_batch", str(threads), "--n_ctx", str(ctx),
-                                       "--interrupt_requests", "False"],
-                  peer_env, f"http://127.0.0.1:{pport}", "none", MODEL, workdir / "peer.log")
+
+    def peer(name: str, model_file: str, log: str) -> Server:
+        pport = free_port()
+        return Server(name, [sys.executable, str(ROOT / "bench" / "llama_server.py"), "--model", model_file,
+                             "--host", "127.0.0.1", "--port", str(pport), "--n_threads", str(threads),
+                             "--n_threads_batch", str(threads), "--n_ctx", str(ctx), "--interrupt_requests",
+                             "False"], peer_env, f"http://127.0.0.1:{pport}", "none", MODEL, workdir / log)
+
+    servers = [ours, peer(PEER, gguf, "peer.log")] + ([peer(PEER_Q8, q8_copy, "peer-q8.log")] if q8_copy else [])
     ours.wait("/health")
-    peer.wait("/v1/models")
-    return [ours, peer]
+    for server in servers[1:]:
+        server.wait("/v1/models")
+    return servers
 
 
 # ---------------------------------------------------------------------------- the client
@@ -207,11 +216,15 @@ def medians(runs: list[dict]) -> dict:
 def summarise(raw: dict) -> dict:
     summary = {}
     for label, by_server in raw.items():
-        ours, peer = by_server["rixin"], by_server["llama_cpp.server"]
-        ratios = [a["output_tok_s"] / b["output_tok_s"] for a, b in zip(ours, peer) if b["output_tok_s"]]
-        summary[label] = {"rixin": medians(ours), "llama_cpp.server": medians(peer),
-                          "ratio_tok_s": statistics.median(ratios) if ratios else None,
-                          "ours_over_limit": medians(ours)["output_tok_s"] / LIMIT_TOK_S}
+        ours = by_server[OURS]
+        entry = {name: medians(runs) for name, runs in by_server.items()}
+        for peer, key in ((PEER, "ratio_tok_s"), (PEER_Q8, "ratio_tok_s_q8")):
+            if peer in by_server:  # per-repeat ratios (same repeat, same prompts), then the median
+                ratios = [a["output_tok_s"] / b["output_tok_s"] for a, b in zip(ours, by_server[peer])
+                          if b["output_tok_s"]]
+                entry[key] = statistics.median(ratios) if ratios else None
+        entry["ours_over_limit"] = entry[OURS]["output_tok_s"] / LIMIT_TOK_S
+        summary[label] = entry
     return summary
 
 
@@ -221,34 +234,46 @@ def versions() -> dict:
     return {name: version(name) for name in ("rixin", "llama_cpp_python", "ray", "fastapi", "uvicorn", "httpx")}
 
 
+def _cells(m: dict) -> str:
+    return (f"{m['output_tok_s']:.1f} | {m['req_s']:.2f} | {m['ttft_p50']:.2f}/{m['ttft_p99']:.2f} | "
+            f"{m['tpot_p50'] * 1e3:.0f}/{m['tpot_p99'] * 1e3:.0f} | {m['errors']}")
+
+
 def write_report(result: dict, stem: Path) -> None:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    summary = result["summary"]
+    names = [n for n in (OURS, PEER, PEER_Q8) if any(n in s for s in summary.values())]
+    has_q8 = PEER_Q8 in names
     lines = [f"# serve.py — {result['date']} ({result['repeats_done']} repeats)", "", f"`{result['command']}`", "",
              f"Machine: {result['machine']['cpu']}, {result['machine']['nproc']} cores, "
              f"{result['machine']['memory']}; threads {result['args']['threads']}; load average (1 min) "
              f"during runs: {result['load1_min']:.1f}-{result['load1_max']:.1f}.", "",
-             "| workload | rixin tok/s | peer tok/s | ours ÷ peer | ours ÷ limit | rixin req/s | peer req/s "
-             "| rixin TTFT p50/p99 s | peer TTFT p50/p99 s | rixin TPOT p50/p99 ms | peer TPOT p50/p99 ms "
-             "| errors (ours/peer) |", "|" + "---|" * 12]
-    for label, s in result["summary"].items():
-        a, b = s["rixin"], s["llama_cpp.server"]
-        lines.append(f"| {label} | {a['output_tok_s']:.1f} | {b['output_tok_s']:.1f} | {s['ratio_tok_s']:.2f} | "
-                     f"{s['ours_over_limit']:.2f} | {a['req_s']:.2f} | {b['req_s']:.2f} | "
-                     f"{a['ttft_p50']:.2f}/{a['ttft_p99']:.2f} | {b['ttft_p50']:.2f}/{b['ttft_p99']:.2f} | "
-                     f"{a['tpot_p50'] * 1e3:.0f}/{a['tpot_p99'] * 1e3:.0f} | "
-                     f"{b['tpot_p50'] * 1e3:.0f}/{b['tpot_p99'] * 1e3:.0f} | {a['errors']}/{b['errors']} |")
+             "Ratios: median over repeats of ours ÷ peer output tokens/s in the same repeat. "
+             f"Limit: {LIMIT_TOK_S:.0f} tok/s (DESIGN.md, single-stream llama.cpp decode).", "",
+             "| workload | ours ÷ peer | " + ("ours ÷ peer on Q8_0 | " if has_q8 else "") + "ours ÷ limit |",
+             "|---|---|" + ("---|" if has_q8 else "") + "---|"]
+    for label, s in summary.items():
+        q8 = f" {s['ratio_tok_s_q8']:.2f} |" if has_q8 and s.get("ratio_tok_s_q8") is not None else (" |" if has_q8 else "")
+        lines.append(f"| {label} | {s['ratio_tok_s']:.2f} |{q8} {s['ours_over_limit']:.2f} |")
+    lines += ["", "| workload | server | output tok/s | req/s | TTFT p50/p99 s | TPOT p50/p99 ms | errors |",
+              "|---|---|---|---|---|---|---|"]
+    for label, s in summary.items():
+        for name in names:
+            if name in s:
+                lines.append(f"| {label} | {name} | {_cells(s[name])} |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(result["summary"])
+    labels = list(summary)
+    width = 0.8 / len(names)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-    for i, name in enumerate(("rixin", "llama_cpp.server")):
-        xs = [j + (i - 0.5) * 0.4 for j in range(len(labels))]
-        ax1.bar(xs, [result["summary"][k][name]["output_tok_s"] for k in labels], 0.4, label=name)
-        ax2.bar(xs, [result["summary"][k][name]["ttft_p99"] for k in labels], 0.4, label=name)
+    for i, name in enumerate(names):
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(labels))]
+        ax1.bar(xs, [summary[k][name]["output_tok_s"] for k in labels], width, label=name)
+        ax2.bar(xs, [summary[k][name]["ttft_p99"] for k in labels], width, label=name)
     for ax, title in ((ax1, "output tokens/s (median)"), (ax2, "TTFT p99 s (median)")):
         ax.set_xticks(range(len(labels)), labels, rotation=30)
         ax.set_title(title)
@@ -268,14 +293,20 @@ def main() -> None:
     ap.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0, 2.0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--context", type=int, default=2048)
+    ap.add_argument("--no-q8-peer", action="store_true", help="skip the peer on rixin's Q8_0 copy")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
+    from rixin.engines.llama_cpp import serving_weights
     from rixin.models.registry import bundled_models
 
+    # SIGTERM (a killed bench, a CI timeout) must still stop the servers: the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     gguf = next(m.path for m in bundled_models() if m.engine == "llama.cpp")
     workdir = Path(tempfile.mkdtemp(prefix="rixin-bench-serve-"))
-    servers = start_servers(str(gguf), args.threads, args.context, workdir)
+    # The same copy rixin makes for itself (same function; the cache key is the source file).
+    q8_copy = None if args.no_q8_peer else serving_weights(str(gguf), str(workdir / "q8"))
+    servers = start_servers(str(gguf), q8_copy, args.threads, args.context, workdir)
     raw: dict[str, dict[str, list]] = {}
     loads: list[float] = []
     stem = RESULTS / f"serve-{date.today().isoformat()}{'-' + args.tag if args.tag else ''}"
@@ -285,7 +316,8 @@ def main() -> None:
         for rep in range(args.repeats):
             for k, (label, n, conc, rate) in enumerate(plan(args)):
                 prompts = make_prompts(n, args.prompt_tokens, seed=1000 * rep + k)
-                order = servers if (rep + k) % 2 == 0 else servers[::-1]
+                shift = (rep + k) % len(servers)
+                order = servers[shift:] + servers[:shift]
                 for server in order:
                     r = asyncio.run(workload(server, prompts, args.output_tokens, conc, rate, seed=rep))
                     loads += r["load1"]
@@ -293,18 +325,18 @@ def main() -> None:
                     print(f"rep {rep} {label:12s} {server.name:16s} {r['output_tok_s']:7.1f} tok/s "
                           f"ttft p99 {r['ttft_p99']} errors {r['errors']} load {r['load1']}", flush=True)
             # Written after every repeat, so an interrupted run still leaves its numbers.
-            report(args, gguf, raw, loads, stem, repeats_done=rep + 1)
+            report(args, gguf, q8_copy, raw, loads, stem, repeats_done=rep + 1)
     finally:
         for server in servers:
             server.stop()
     print(stem.with_suffix(".md").read_text())
 
 
-def report(args, gguf: str, raw: dict, loads: list[float], stem: Path, repeats_done: int) -> None:
+def report(args, gguf: str, q8_copy: str | None, raw: dict, loads: list[float], stem: Path, repeats_done: int) -> None:
     result = {"date": date.today().isoformat(),
               "command": " ".join([".venv/bin/python", "bench/serve.py", *sys.argv[1:]]),
               "args": vars(args), "repeats_done": repeats_done, "machine": machine(), "versions": versions(),
-              "gguf": str(gguf), "limit_tok_s": LIMIT_TOK_S, "load1_min": min(loads), "load1_max": max(loads),
+              "gguf": str(gguf), "q8_copy": q8_copy, "limit_tok_s": LIMIT_TOK_S, "load1_min": min(loads), "load1_max": max(loads),
               "summary": summarise(raw), "raw": raw}
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_report(result, stem)
