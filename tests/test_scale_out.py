@@ -3,6 +3,10 @@
 The cluster is our own (`ray start --head` + `ray start --address`, 1 CPU each, own temp
 dirs and ports, bound to 127.0.0.1); it is torn down by killing the process groups we
 started (never `ray stop`, which would kill other sessions' Ray too).
+
+The engines ask Ray for no CPUs (engine_num_cpus = 0), the case where Ray ignores soft node
+affinity and places an actor at random; the pool pins replicas with hard affinity instead
+(engines/pool.py), and moves a pinned replica whose node is gone to a node that is left.
 """
 
 from __future__ import annotations
@@ -94,38 +98,68 @@ def cluster(tmp_path_factory):
             kill_group(worker)
         else:
             raise AssertionError(f"no 2-node Ray cluster: {(base / 'worker.log').read_text()[-2000:]}")
-        yield address, base
+        yield address, base, nodes
     finally:
         for node in reversed(nodes):
             kill_group(node)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Open (issue 7): on this machine the second replica, asked for the other node with soft node "
-    "affinity, has twice landed on replica 0's node; passed once for its author. Not yet understood."))
-def test_two_replicas_on_two_nodes_share_the_requests(cluster):
-    address, base = cluster
+@pytest.fixture(scope="module")
+def gateway(cluster):
+    address, base, _ = cluster
     server = start_server(base / "gateway", {"RIXIN_RAY_ADDRESS": address, "RIXIN_ENGINE_REPLICAS": "2",
                                              "RIXIN_ENGINE_BATCH_SLOTS": "2", "RIXIN_ENGINE_THREADS": "1",
                                              "RIXIN_CHAT_CONTEXT": "512", **RAY_ENV},
                           admin_key="rx-admin-" + secrets.token_hex(8))
     try:
-        client = server.client()
-
-        def ask(i: int) -> str:
-            r = client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=8, temperature=0,
-                                               messages=[{"role": "user", "content": f"Count to {i}."}])
-            return r.choices[0].message.content
-
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(ask, range(16)))
-        assert all(answers)
-        engines = server.http().get("/v1/engines").json()["data"]
-        chat = [e for e in engines if e["model"] == "smollm2-135m-instruct"]
-        assert sorted(e["replica"] for e in chat) == [0, 1]
-        assert len({e["node_id"] for e in chat}) == 2, chat  # one replica per node
-        assert len({e["pid"] for e in chat}) == 2
-        assert all(e["generations"] > 0 for e in chat), chat  # both served requests
-        assert sum(e["generations"] for e in chat) >= 16
+        yield server
     finally:
         stop_server(server)
+
+
+def ask_many(server, n: int = 16) -> list[str]:
+    """`n` chat requests, 8 at a time (so the least-loaded choice uses both replicas)."""
+    client = server.client()
+
+    def ask(i: int) -> str:
+        r = client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=8, temperature=0,
+                                           messages=[{"role": "user", "content": f"Count to {i}."}])
+        return r.choices[0].message.content
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(ask, range(n)))
+
+
+def chat_replicas(server) -> list[dict]:
+    engines = server.http().get("/v1/engines").json()["data"]
+    return sorted((e for e in engines if e["model"] == "smollm2-135m-instruct"), key=lambda e: e["replica"])
+
+
+def test_two_replicas_on_two_nodes_share_the_requests(cluster, gateway):
+    answers = ask_many(gateway)
+    assert all(answers)
+    chat = chat_replicas(gateway)
+    assert [e["replica"] for e in chat] == [0, 1]
+    assert all(e["state"] == "running" for e in chat), chat
+    assert len({e["node_id"] for e in chat}) == 2, chat  # one replica per node
+    assert len({e["pid"] for e in chat}) == 2
+    assert all(e["generations"] > 0 for e in chat), chat  # both served requests
+    assert sum(e["generations"] for e in chat) >= 16
+
+
+def test_replicas_serve_on_the_node_left_when_the_other_node_goes(cluster, gateway):
+    """The worker node's `ray start` ends: whichever replica ran there (replica 0, which Ray
+    restarts itself, or pinned replica 1, which the pool moves) serves again from the head."""
+    _, _, nodes = cluster
+    assert all(ask_many(gateway, 4))
+    before = {e["replica"]: e["node_id"] for e in chat_replicas(gateway)}
+    assert len(set(before.values())) == 2, before
+    kill_group(nodes[1])  # the worker node
+    assert all(ask_many(gateway))
+    chat = chat_replicas(gateway)
+    assert all(e["state"] == "running" for e in chat), chat
+    assert len({e["node_id"] for e in chat}) == 1, chat  # both on the node that is left
+    assert {e["node_id"] for e in chat} <= set(before.values())
+    moved = [e for e in chat if e["node_id"] != before[e["replica"]]]
+    assert len(moved) == 1, (before, chat)
+    assert moved[0]["generations"] > 0, chat  # the moved replica served requests from its new node

@@ -3,8 +3,12 @@ queues, and turn Ray failures into rixin errors (a dead replica → 503, retry a
 
 A model may have several replicas (`engine_replicas`, chat/completion models only): each
 request goes to the one with the fewest requests in flight, and the replicas are placed on
-distinct Ray nodes where the cluster has several (soft node affinity, so a restarted replica
-may land elsewhere if its node is gone).
+distinct Ray nodes where the cluster has several. Replica 0 goes wherever Ray puts it; each
+other replica is pinned to a chosen node with HARD node affinity. Soft affinity is not
+enough: an actor that asks for no resources (engine_num_cpus = 0, the default) is placed on
+a random node by Ray's scheduler whatever soft affinity it names (only hard affinity is
+honoured for it). A pinned replica whose node is gone cannot be restarted by Ray
+(ActorUnschedulableError); the pool then pins a new one to another alive node.
 
 Replicas are Ray actors with max_restarts=-1: Ray restarts a crashed one, and the request
 that hit it fails fast instead of hanging (max_task_retries=0: a generation is not
@@ -14,14 +18,17 @@ idempotent from the client's point of view once text has been streamed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator
 
 import ray
-from ray.exceptions import ActorUnavailableError, ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.exceptions import (ActorUnavailableError, ActorUnschedulableError, ObjectLostError, RayActorError,
+                            RayTaskError, WorkerCrashedError)
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rixin import metrics
@@ -32,8 +39,10 @@ from rixin.errors import EngineUnavailable, QueueFull, RixinError
 from rixin.models.registry import ModelSpec
 
 NAMESPACE = "rixin"
-DEAD = (RayActorError, ActorUnavailableError, WorkerCrashedError, ObjectLostError)
+# ActorUnschedulableError: a pinned replica whose node is gone (see _relocate).
+DEAD = (RayActorError, ActorUnavailableError, WorkerCrashedError, ObjectLostError, ActorUnschedulableError)
 RESTART_WAIT_S = 60.0
+log = logging.getLogger("rixin.engines")
 
 
 class ModelLoadFailed(RixinError):
@@ -48,6 +57,9 @@ class Replica:
     info: EngineInfo
     index: int = 0
     inflight: int = 0
+    node_id: str | None = None  # where it runs (as last seen)
+    pinned: bool = False  # hard affinity to node_id: Ray cannot move it if that node goes
+    moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str | None) -> dict:
@@ -57,8 +69,13 @@ def _actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str
                    get_if_exists=True, max_restarts=-1, max_task_retries=0, num_cpus=settings.engine_num_cpus,
                    max_concurrency=settings.engine_queue_size + 4)
     if node_id is not None:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
+        # Hard: Ray places a zero-resource actor at random whatever soft affinity asks.
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
     return options
+
+
+def _alive_nodes() -> list[str]:
+    return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
 
 
 def _actor_args(settings: Settings) -> tuple:
@@ -90,16 +107,35 @@ class EnginePool:
         # Replica 0 first: it may already exist wherever a job or the CLI started it
         # (engine_actor), and the others go to the nodes it does not occupy.
         first, info = await self._launch(spec, 0, None)
-        replicas = [Replica(spec, first, info, 0)]
+        replicas = [Replica(spec, first, info, 0, node_id=await self._node_of(first))]
         n = self._count(spec)
         if n > 1:
-            taken = (await first.stats.remote())["node_id"]
-            nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
-            others = [x for x in nodes if x != taken] + [taken]
-            launched = await asyncio.gather(*(self._launch(spec, i, others[(i - 1) % len(others)])
+            nodes = _alive_nodes()
+            others = [x for x in nodes if x != replicas[0].node_id] + [replicas[0].node_id]
+            launched = await asyncio.gather(*(self._launch_pinned(spec, i, others[(i - 1) % len(others)])
                                               for i in range(1, n)))
-            replicas += [Replica(spec, a, inf, i) for i, (a, inf) in enumerate(launched, start=1)]
+            replicas += [Replica(spec, a, inf, i, node_id=node, pinned=True)
+                         for i, (a, inf, node) in enumerate(launched, start=1)]
         return replicas
+
+    @staticmethod
+    async def _node_of(actor) -> str:
+        return (await actor.stats.remote())["node_id"]
+
+    async def _launch_pinned(self, spec: ModelSpec, index: int, node_id: str, avoid: tuple[str, ...] = ()):
+        """Replica `index` pinned to `node_id`, or, if that node is gone by the time Ray
+        schedules it, to another alive node (those in `avoid` last)."""
+        tried: set[str] = set()
+        while True:
+            tried.add(node_id)
+            try:
+                actor, info = await self._launch(spec, index, node_id)
+                return actor, info, node_id
+            except ActorUnschedulableError:
+                nodes = [x for x in _alive_nodes() if x not in tried]
+                if not nodes:
+                    raise EngineUnavailable(f"No Ray node is left to run replica {index} of '{spec.id}'.") from None
+                node_id = min(nodes, key=lambda x: x in avoid)
 
     async def _launch(self, spec: ModelSpec, index: int, node_id: str | None):
         actor = ray.remote(EngineActor).options(**_actor_options(spec, self.settings, index, node_id)).remote(
@@ -133,17 +169,41 @@ class EnginePool:
             metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
 
     async def _until_alive(self, replica: Replica) -> None:
-        """Wait (bounded) for Ray to restart a dead replica and reload its model."""
+        """Wait (bounded) for Ray to restart a dead replica and reload its model; a pinned
+        replica whose node is gone is started again on another node."""
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:
             try:
                 replica.info = await asyncio.wait_for(replica.actor.info.remote(), timeout=RESTART_WAIT_S)
                 return
             except (*DEAD, asyncio.TimeoutError) as e:
+                if replica.pinned and replica.node_id not in _alive_nodes():
+                    await self._relocate(replica)
+                    continue
                 if time.monotonic() > deadline:
                     raise EngineUnavailable(f"The engine serving '{replica.spec.id}' did not come "
                                             f"back within {RESTART_WAIT_S:.0f} s; retry later.") from e
                 await asyncio.sleep(0.5)
+
+    async def _relocate(self, replica: Replica) -> None:
+        """Pin a new actor for `replica` (same name and index) to an alive node, preferring
+        one that no other replica of its model occupies. Concurrent callers move it once."""
+        dead = replica.actor
+        async with replica.moving:
+            if replica.actor is not dead:
+                return  # another request moved it already
+            with contextlib.suppress(Exception):
+                ray.kill(dead, no_restart=True)  # frees the name (already free if Ray gave up on it)
+            siblings = tuple(r.node_id for r in self.replicas.get(replica.spec.id, ()) if r is not replica)
+            nodes = _alive_nodes()
+            if not nodes:
+                raise EngineUnavailable(f"No Ray node is left to run replica {replica.index} of "
+                                        f"'{replica.spec.id}'.")
+            target = min(nodes, key=siblings.count)
+            log.warning("replica %d of '%s': its node %s is gone; starting it on node %s", replica.index,
+                        replica.spec.id, replica.node_id, target)
+            replica.actor, replica.info, replica.node_id = await self._launch_pinned(
+                replica.spec, replica.index, target, avoid=siblings)
 
     async def _call(self, spec: ModelSpec, method: str, *args):
         """An idempotent call; retried once on a replica that died before answering."""
