@@ -14,7 +14,8 @@ goes first every workload and repeat. Workloads in the style of
 vLLM's benchmark_serving: (a) a single stream; (b) `--requests` requests at each
 concurrency; (c) Poisson arrivals at each rate. Prompts are distinct per request (seeded
 random words, ~`--prompt-tokens` tokens), greedy, `max_tokens=--output-tokens`.
-Output tokens are counted as streamed content deltas (both servers send one per token).
+Output tokens are the `usage` of the stream's last event (`stream_options.include_usage`),
+or the number of content deltas from a server that sends no usage (one delta per token).
 Results: bench/results/serve-<date>.json, .md and .png. Benchmarks are not tests.
 """
 
@@ -83,6 +84,24 @@ class Server:
             time.sleep(1)
         raise RuntimeError(f"{self.name} not up after {timeout} s")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's whole process tree (rixin: gateway, Ray, engines)."""
+        import psutil
+
+        total = 0.0
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, 15)
@@ -130,9 +149,9 @@ def make_prompts(n: int, prompt_tokens: int, seed: int) -> list[str]:
 
 async def one_request(client: httpx.AsyncClient, server: Server, prompt: str, max_tokens: int) -> dict:
     body = {"model": server.model, "stream": True, "max_tokens": max_tokens, "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}]}
+            "messages": [{"role": "user", "content": prompt}], "stream_options": {"include_usage": True}}
     start = time.perf_counter()
-    ttft, tokens, error = None, 0, None
+    ttft, tokens, usage, error = None, 0, None, None
     try:
         async with client.stream("POST", server.url + "/v1/chat/completions", json=body,
                                  headers={"Authorization": f"Bearer {server.key}"}) as r:
@@ -145,13 +164,18 @@ async def one_request(client: httpx.AsyncClient, server: Server, prompt: str, ma
                 if "error" in event:
                     error = str(event["error"])
                     continue
+                if event.get("usage"):
+                    usage = event["usage"].get("completion_tokens")
                 for choice in event.get("choices", []):
                     if choice.get("delta", {}).get("content"):
                         tokens += 1
                         ttft = ttft if ttft is not None else time.perf_counter() - start
     except httpx.HTTPError as e:
         error = repr(e)
-    return {"ttft": ttft, "tokens": tokens, "latency": time.perf_counter() - start, "error": error}
+    # A server may send several tokens in one delta when the reader falls behind (rixin
+    # does): the usage count is the truth where the server sends it, deltas otherwise.
+    return {"ttft": ttft, "tokens": usage if usage is not None else tokens, "deltas": tokens,
+            "latency": time.perf_counter() - start, "error": error}
 
 
 async def workload(server: Server, prompts: list[str], max_tokens: int, concurrency: int | None,
@@ -172,10 +196,10 @@ async def workload(server: Server, prompts: list[str], max_tokens: int, concurre
             delays.append(t)
             if rate:
                 t += rng.expovariate(rate)
-        load0, start = load_avg(), time.perf_counter()
+        load0, cpu0, start = load_avg(), server.cpu_seconds(), time.perf_counter()
         results = await asyncio.gather(*(run(p, d) for p, d in zip(prompts, delays)))
-        wall = time.perf_counter() - start
-    return summarise_run(results, wall, [load0, load_avg()])
+        wall, cpu = time.perf_counter() - start, server.cpu_seconds() - cpu0
+    return summarise_run(results, wall, [load0, load_avg()], cpu)
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -185,14 +209,15 @@ def pct(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def summarise_run(results: list[dict], wall: float, load: list[float]) -> dict:
+def summarise_run(results: list[dict], wall: float, load: list[float], cpu: float) -> dict:
     ok = [r for r in results if not r["error"] and r["tokens"]]
     tpot = [(r["latency"] - r["ttft"]) / (r["tokens"] - 1) for r in ok if r["tokens"] > 1]
     ttft = [r["ttft"] for r in ok]
     return {"wall_s": wall, "output_tok_s": sum(r["tokens"] for r in ok) / wall, "req_s": len(ok) / wall,
             "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99), "tpot_p50": pct(tpot, 0.5),
             "tpot_p99": pct(tpot, 0.99), "errors": len(results) - len(ok),
-            "mean_output_tokens": statistics.mean([r["tokens"] for r in ok]) if ok else 0, "load1": load}
+            "mean_output_tokens": statistics.mean([r["tokens"] for r in ok]) if ok else 0, "load1": load,
+            "cpu_ms_per_token": 1e3 * cpu / max(1, sum(r["tokens"] for r in ok))}
 
 
 # ---------------------------------------------------------------------------- the run
@@ -207,7 +232,8 @@ def plan(args) -> list[tuple[str, int, int | None, float | None]]:
 
 
 def medians(runs: list[dict]) -> dict:
-    keys = ("output_tok_s", "req_s", "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "mean_output_tokens")
+    keys = ("output_tok_s", "req_s", "ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99", "mean_output_tokens",
+            "cpu_ms_per_token")
     out = {k: statistics.median([r[k] for r in runs if r[k] is not None] or [float("nan")]) for k in keys}
     out["errors"] = sum(r["errors"] for r in runs)
     return out
@@ -236,7 +262,7 @@ def versions() -> dict:
 
 def _cells(m: dict) -> str:
     return (f"{m['output_tok_s']:.1f} | {m['req_s']:.2f} | {m['ttft_p50']:.2f}/{m['ttft_p99']:.2f} | "
-            f"{m['tpot_p50'] * 1e3:.0f}/{m['tpot_p99'] * 1e3:.0f} | {m['errors']}")
+            f"{m['tpot_p50'] * 1e3:.0f}/{m['tpot_p99'] * 1e3:.0f} | {m['cpu_ms_per_token']:.0f} | {m['errors']}")
 
 
 def write_report(result: dict, stem: Path) -> None:
@@ -255,8 +281,8 @@ def write_report(result: dict, stem: Path) -> None:
     for label, s in summary.items():
         q8 = f" {s['ratio_tok_s_q8']:.2f} |" if has_q8 and s.get("ratio_tok_s_q8") is not None else (" |" if has_q8 else "")
         lines.append(f"| {label} | {s['ratio_tok_s']:.2f} |{q8} {s['ours_over_limit']:.2f} |")
-    lines += ["", "| workload | server | output tok/s | req/s | TTFT p50/p99 s | TPOT p50/p99 ms | errors |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| workload | server | output tok/s | req/s | TTFT p50/p99 s | TPOT p50/p99 ms "
+              "| CPU ms per token | errors |", "|---|---|---|---|---|---|---|---|"]
     for label, s in summary.items():
         for name in names:
             if name in s:

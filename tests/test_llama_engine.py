@@ -75,3 +75,39 @@ def test_unusable_schema_is_invalid_request(engine):
     with pytest.raises(InvalidRequest) as e:
         generate(engine, max_tokens=4, json_schema={"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}})
     assert e.value.param == "response_format.json_schema.schema"
+
+
+def test_a_reader_that_falls_behind_gets_the_waiting_tokens_in_one_chunk(engine):
+    import time
+
+    request = GenerateRequest(SamplingParams(max_tokens=24, temperature=0, logprobs=True),
+                              messages=[{"role": "user", "content": "Count from one to twenty."}])
+    fast = list(engine.generate(request))
+    slow = []
+    for chunk in engine.generate(request):
+        slow.append(chunk)
+        time.sleep(0.25)  # several decode steps go by while this reader sleeps
+    assert "".join(c.text for c in slow) == "".join(c.text for c in fast)
+    assert [lp.token for c in slow for lp in c.logprobs] == [lp.token for c in fast for lp in c.logprobs]
+    assert (slow[-1].finish_reason, slow[-1].completion_tokens) == (fast[-1].finish_reason, fast[-1].completion_tokens)
+    assert len(slow) < len(fast)
+
+
+def test_drain_stops_at_the_last_chunk_and_hands_back_an_error():
+    import queue
+
+    from rixin.engines.llama_cpp import drain, merge
+    from rixin.engines.base import Chunk
+
+    out = queue.SimpleQueue()
+    for item in (Chunk("a"), Chunk("b"), RuntimeError("boom"), Chunk("never")):
+        out.put(item)
+    chunks, error = drain(out)
+    assert merge(chunks).text == "ab" and str(error) == "boom"
+    for item in (Chunk("c"), Chunk("d", finish_reason="length", completion_tokens=2), Chunk("next request")):
+        out.put(item)
+    out.get()  # "never"
+    chunks, error = drain(out)
+    last = merge(chunks)
+    assert (last.text, last.finish_reason, last.completion_tokens, error) == ("cd", "length", 2, None)
+    assert out.get_nowait().text == "next request"

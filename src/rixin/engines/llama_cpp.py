@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -88,6 +89,32 @@ def serving_weights(path: str, cache_dir: str | None) -> str:
             raise RuntimeError(f"llama.cpp could not convert {path} to Q8_0 (code {rc})")
         os.replace(partial, target)
     return str(target)
+
+
+def drain(out) -> tuple[list[Chunk], BaseException | None]:
+    """Wait for the next item of a sequence's queue, then take every item already behind it
+    (up to the last chunk or an error)."""
+    items, error = [out.get()], None
+    while not isinstance(items[-1], BaseException) and items[-1].finish_reason is None:
+        try:
+            items.append(out.get_nowait())
+        except queue.Empty:
+            break
+    if isinstance(items[-1], BaseException):
+        error = items.pop()
+    return items, error
+
+
+def merge(chunks: list[Chunk]) -> Chunk:
+    """One chunk for several in a row: when the reader (the gateway, a slow client) falls
+    behind the decode, the tokens waiting for it travel as one Ray object and one SSE event
+    instead of one each, so the stream's overhead stops competing with the decode for CPU."""
+    if len(chunks) == 1:
+        return chunks[0]
+    last = chunks[-1]
+    return Chunk(text="".join(c.text for c in chunks), logprobs=[lp for c in chunks for lp in c.logprobs],
+                 finish_reason=last.finish_reason, prompt_tokens=last.prompt_tokens,
+                 completion_tokens=last.completion_tokens)
 
 
 class LlamaCppEngine:
@@ -168,12 +195,13 @@ class LlamaCppEngine:
         self.scheduler.submit(seq)
         try:
             while True:
-                chunk = seq.out.get()
-                if isinstance(chunk, BaseException):
-                    raise chunk
-                yield chunk
-                if chunk.finish_reason is not None:
-                    return
+                chunks, error = drain(seq.out)
+                if chunks:
+                    yield merge(chunks)
+                    if chunks[-1].finish_reason is not None:
+                        return
+                if error is not None:
+                    raise error
         finally:
             seq.cancelled = True  # a no-op once finished; otherwise the scheduler drops it
             self.scheduler.wake.set()
