@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from rixin.cli import bench as bench_commands
 from rixin.cli import data as data_commands
 from rixin.cli import eval as eval_commands
 from rixin.cli import train as train_commands
@@ -245,6 +246,7 @@ label_commands.register(main, open_platform, data_dir_option, cli_errors)
 eval_commands.register(main, open_platform, data_dir_option, cli_errors)
 status_commands.register(main, cli_errors)
 flywheel_commands.register(main, open_platform, data_dir_option, cli_errors)
+bench_commands.register(main, cli_errors)
 
 if __name__ == "__main__":
     main()
