@@ -27,8 +27,11 @@ from conftest import free_port, start_server, stop_server
 RAY = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ray")
 # `ray start --head` turns token authentication on by default; our throwaway cluster, its
 # driver and the gateway all run on this machine, so it stays off (no token file to share).
+# A node that gets SIGTERM would drain for up to 30 s first (the head never finishes: our
+# teardown waited the whole 30 s); our nodes stop at once.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
-           "RAY_agent_register_timeout_ms": "180000"}  # a loaded machine starts agents slowly
+           "RAY_agent_register_timeout_ms": "180000",  # a loaded machine starts agents slowly
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
 
 
 def ray_node(args: list[str], temp_dir: str, log: Path) -> subprocess.Popen:
