@@ -55,7 +55,7 @@ RESULTS = ROOT / "bench" / "results"
 PEER_SITE = Path(os.environ.get("RIXIN_BENCH_SITE", "/tmp/bench-site"))
 MODEL = "smollm2-135m-instruct"
 TRAIN_HP = {"n_epochs": 3, "batch_size": 1, "checkpoint_interval": 4, "max_seq_length": 256, "packing": False}
-GROUPS: list[int] = []  # process groups we started, killed on exit whatever happens
+GROUPS: list[subprocess.Popen] = []  # group leaders we started, their groups killed on exit
 
 
 def load_avg() -> float:
@@ -72,22 +72,57 @@ def free_port() -> int:
 
 def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
     p = subprocess.Popen(argv, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    GROUPS.append(p.pid)
+    GROUPS.append(p)
     return p
 
 
-def kill_group(p: subprocess.Popen, grace: float = 30) -> None:
-    if p.poll() is None:
+def exited(p: subprocess.Popen, timeout: float | None) -> bool:
+    """Wait up to `timeout` s (None: for ever) for the leader to exit WITHOUT reaping it: while
+    it is an unreaped zombie its pid, hence its group id, cannot go to another process."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        flags = os.WEXITED | os.WNOWAIT | (0 if deadline is None else os.WNOHANG)
         try:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            if os.waitid(os.P_PID, p.pid, flags) is not None:
+                return True
+        except ChildProcessError:  # reaped already (by another thread's wait)
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+def kill_group(p: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the group, SIGKILL what is left after `grace` s (Ray workers, children), reap."""
+    if p.returncode is not None:
+        return  # reaped: its group id may belong to someone else by now
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            break
+        if sig == signal.SIGTERM:
+            exited(p, wait)
+    for pid in session_members(p.pid):  # Ray workers move to groups of their own, not sessions
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
-    try:
-        os.killpg(p.pid, signal.SIGKILL)  # whatever of the group is left (Ray workers, children)
-    except ProcessLookupError:
-        pass
     p.wait()
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes of the session `sid` (start_new_session made our leader's pid its id; the id
+    cannot be reused while the leader is unreaped or any member lives)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != sid:
+            try:
+                if os.getsid(int(entry)) == sid:
+                    out.append(int(entry))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return out
 
 
 def cmdline(p) -> str:
@@ -120,7 +155,10 @@ class Supervisor:
                     return
                 self.process = spawn(self.argv_for(self.starts), self.env, self.log)
                 self.starts += 1
-            self.process.wait()
+            exited(self.process, None)
+            if self._stop.is_set():
+                return  # stop() cleans up
+            kill_group(self.process, grace=0)  # what it left behind, then reap it
             time.sleep(0.1)
 
     def pid(self) -> int:
@@ -672,11 +710,8 @@ def main() -> None:
                 stop()
             except Exception as e:  # noqa: BLE001 - keep stopping the rest
                 print("stop failed:", repr(e), flush=True)
-        for pgid in GROUPS:  # anything left of any group we started
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for p in GROUPS:  # anything left of any group we started and have not reaped
+            kill_group(p, grace=5)
         if args.keep:
             print("kept", workdir, flush=True)
         else:
