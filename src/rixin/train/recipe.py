@@ -208,7 +208,7 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
                                 resolved["batch_size"], loss_value)
             if stop:
                 if rank == 0:
-                    log_line(work, event=stop + "d", step=step)
+                    log_line(work, event={"pause": "paused", "cancel": "cancelled"}[stop], step=step)
                 log_line(work, event="worker", rank=rank, world=world, steps=steps_here, rows=rows_here,
                          data=shard.hexdigest()[:16])
                 return
