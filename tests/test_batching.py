@@ -126,3 +126,21 @@ def test_shared_prompt_prefix_is_reused():
     _, second = run(engine, ask("What is llama.cpp?"))
     reused = engine.scheduler.stats["prompt_tokens_reused"]
     assert reused >= 40 and reused < second.prompt_tokens  # the system prompt, not the question
+
+
+def test_a_prefix_held_by_a_generating_slot_is_copied_to_a_new_one():
+    # Slot streams are separate (kv_unified = false): the shared system prompt of a request
+    # that is still generating is copied into the newcomer's stream, not read again.
+    engine = LlamaCppEngine("smollm2", str(bundled_gguf()), context_length=512, threads=2, slots=2)
+    system = {"role": "system", "content": "You answer questions about the rixin platform in detail. " * 5}
+    ask = lambda q, n: GenerateRequest(SamplingParams(max_tokens=n, temperature=0),  # noqa: E731
+                                       messages=[system, {"role": "user", "content": q}])
+    alone_text, _ = run(engine, ask("What is llama.cpp?", 12))
+    fresh = LlamaCppEngine("smollm2", str(bundled_gguf()), context_length=512, threads=2, slots=2)
+    long_running = fresh.generate(ask("Tell me a long story about Ray clusters.", 200))
+    next(long_running)  # the first slot now holds the system prompt and is generating
+    text, last = run(fresh, ask("What is llama.cpp?", 12))
+    long_running.close()
+    reused = fresh.scheduler.stats["prompt_tokens_reused"]
+    assert reused >= 50 and reused < last.prompt_tokens
+    assert text == alone_text  # same answer as computed without the copy

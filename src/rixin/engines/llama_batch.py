@@ -5,12 +5,13 @@ queue; between two `llama_decode` steps the scheduler admits waiting sequences i
 slots (llama.cpp sequence ids), and every step decodes one batch that holds the next token
 of every generating sequence plus a chunk of the prompts still being read. A sequence that
 ends (stop, length, cancel) leaves its slot; its KV cells stay as a prompt cache until
-the slot or the cells are needed, so a later request that starts with the same tokens (a
-shared system prompt, the previous turns of a chat) only reads the part that differs.
+the slot is needed, so a later request that starts with the same tokens (a shared system
+prompt, the previous turns of a chat) only reads the part that differs.
 
-The KV cache is unified (one buffer shared by all sequence ids), so a prefix is shared
-between slots with `llama_memory_seq_cp`, which tags the same cells with a second sequence
-id instead of copying them.
+The KV cache is split into one stream per slot (`kv_unified = false`), so a sequence's
+attention reads only its own cells and an idle slot's cache costs the others nothing. A
+prefix held by another slot is copied over (llama.cpp copies whole streams: copy, then drop
+the cells past the prefix).
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ class BatchScheduler:
         if match(best_any) > keep:  # another slot (maybe generating) holds a longer prefix
             keep = match(best_any)
             llama_cpp.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
-            llama_cpp.llama_memory_seq_cp(self.mem, best_any.seq_id, slot.seq_id, 0, keep)
+            llama_cpp.llama_memory_seq_cp(self.mem, best_any.seq_id, slot.seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_rm(self.mem, slot.seq_id, keep, -1)
             slot.tokens = seq.prompt[:keep]
         self.stats["prompt_tokens_reused"] += keep
         self._evict_cache(exclude=slot)
@@ -223,8 +225,8 @@ class BatchScheduler:
         seq.decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def _evict_cache(self, exclude: Slot) -> None:
-        """Idle slots keep their cells as a prompt cache up to `cache_cells` tokens in all:
-        idle cells still widen every step's attention window, so the cache is kept small."""
+        """Idle slots keep their cells as a prompt cache up to `cache_cells` tokens in all
+        (least recently used dropped first); the default keeps every slot's cells."""
         idle = sorted((s for s in self.slots if s.active is None and s is not exclude and s.tokens),
                       key=lambda s: s.last_used)
         total = sum(len(s.tokens) for s in idle)

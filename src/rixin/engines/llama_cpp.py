@@ -134,9 +134,11 @@ class LlamaCppEngine:
         self.llm = open_llama(self.weights, n_ctx=32, n_batch=32, n_threads=threads,
                          n_threads_batch=threads, verbose=False)
         params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
-        # Unified KV with room for every slot's full context (idle slots keep a prompt cache).
+        # One KV stream of `context_length` cells per slot (not unified: a sequence attends
+        # over its own cells only, which measured 1.2-1.5× faster steps than one shared
+        # buffer at 8 sequences; decision 0004). Idle slots keep their cells as a prompt cache.
         params.n_ctx, params.n_batch, params.n_ubatch = context_length * slots, 512, 512
-        params.n_seq_max, params.kv_unified = slots, True
+        params.n_seq_max, params.kv_unified = slots, False
         self._ctx = LlamaContext(model=self.llm._model, params=params, verbose=False)
         self.n_vocab = self.llm.n_vocab()
         self.context_length = context_length
@@ -146,7 +148,7 @@ class LlamaCppEngine:
                           if template else None)
         self._grammars: dict[str, object] = {}
         self.scheduler = BatchScheduler(self.llm, self._ctx.ctx, n_slots=slots, n_batch=512,
-                                        cache_cells=context_length if cache_tokens is None else cache_tokens)
+                                        cache_cells=context_length * slots if cache_tokens is None else cache_tokens)
 
     def info(self) -> EngineInfo:
         return EngineInfo(self.model_id, "llama.cpp", self.context_length, os.getpid())
