@@ -2,11 +2,12 @@
 """Serving benchmark: rixin (`rixin up`) against `python -m llama_cpp.server`, same GGUF.
 
     .venv/bin/python bench/serve.py [--repeats 5] [--requests 64] [--prompt-tokens 128]
-        [--output-tokens 128] [--concurrency 1,2,4,8] [--rates 0.5,1,2] [--threads 2] [--no-q8-peer]
+        [--output-tokens 128] [--concurrency 1,2,4,8] [--rates 0.5,1,2] [--threads 2] [--requantize]
+        [--no-q8-peer]
 
 The servers run side by side with the same thread count and context: rixin on the bundled
-GGUF (which it serves from a Q8_0 copy, docs/decisions/0006), the peer on the same file, and
-a second peer on rixin's Q8_0 copy (so the table separates what batching wins from what the
+GGUF (`--requantize`: from its Q8_0 copy, docs/decisions/0006), the peer on the same file,
+and a second peer on that Q8_0 copy (so the table separates what batching wins from what the
 weight format wins). The peers are bench/llama_server.py: llama_cpp.server unchanged but
 for plain CPU weight buffers, as rixin loads them. The client (httpx, streaming chat
 completions over HTTP, the same code for all) drives one server at a time, rotating which
@@ -111,11 +112,13 @@ class Server:
                 os.killpg(self.process.pid, 9)
 
 
-def start_servers(gguf: str, q8_copy: str | None, threads: int, ctx: int, workdir: Path) -> list[Server]:
+def start_servers(gguf: str, q8_copy: str | None, threads: int, ctx: int, workdir: Path,
+                  requantize: bool) -> list[Server]:
     key = "rx-admin-" + secrets.token_hex(8)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}
     env.update({"RIXIN_ADMIN_KEY": key, "RIXIN_ENGINE_THREADS": str(threads), "RIXIN_CHAT_CONTEXT": str(ctx),
-                "RIXIN_ENGINE_QUEUE_SIZE": "256", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
+                "RIXIN_ENGINE_QUEUE_SIZE": "256", "RIXIN_ENGINE_REQUANTIZE": str(requantize).lower(),
+                "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
     port = free_port()
     ours = Server(OURS, [str(ROOT / ".venv/bin/rixin"), "up", "--host", "127.0.0.1", "--port", str(port),
                          "--data-dir", str(workdir / "rixin")], env, f"http://127.0.0.1:{port}", key, MODEL,
@@ -319,7 +322,9 @@ def main() -> None:
     ap.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0, 2.0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--context", type=int, default=2048)
-    ap.add_argument("--no-q8-peer", action="store_true", help="skip the peer on rixin's Q8_0 copy")
+    ap.add_argument("--requantize", action="store_true", help="rixin serves the GGUF from its Q8_0 copy "
+                    "(engine_requantize; the default before 2026-11-30's second run)")
+    ap.add_argument("--no-q8-peer", action="store_true", help="skip the peer on the Q8_0 copy")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -332,7 +337,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rixin-bench-serve-"))
     # The same copy rixin makes for itself (same function; the cache key is the source file).
     q8_copy = None if args.no_q8_peer else serving_weights(str(gguf), str(workdir / "q8"))
-    servers = start_servers(str(gguf), q8_copy, args.threads, args.context, workdir)
+    servers = start_servers(str(gguf), q8_copy, args.threads, args.context, workdir, args.requantize)
     raw: dict[str, dict[str, list]] = {}
     loads: list[float] = []
     stem = RESULTS / f"serve-{date.today().isoformat()}{'-' + args.tag if args.tag else ''}"

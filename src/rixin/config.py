@@ -50,9 +50,9 @@ class Settings(BaseModel):
         8, ge=1, le=64, description="Sequences a llama.cpp replica decodes together (continuous batching); "
         "its KV cache holds this many full contexts.")
     engine_requantize: bool = Field(
-        True, description="Serve GGUFs whose weights are Q4_1/Q5_0/Q5_1 from a Q8_0 copy made once under "
-        "data_dir/cache/gguf: llama.cpp batches prompts and sequences much faster on Q8_0 (docs/decisions/0006). "
-        "False: serve every file's own weights.")
+        False, description="Serve GGUFs whose weights are Q4_1/Q5_0/Q5_1 from a Q8_0 copy made once under "
+        "data_dir/cache/gguf: prompts and many-sequence steps run faster, a single stream slower, and greedy "
+        "output may differ between a cold and a prompt-cached request (docs/decisions/0006).")
 
     @property
     def resolved_database_url(self) -> str:

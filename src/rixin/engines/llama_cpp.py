@@ -54,11 +54,11 @@ def open_llama(path: str, **kwargs):
 
 
 REQUANTIZE_TO_Q8_0 = {3: "Q4_1", 8: "Q5_0", 9: "Q5_1"}
-"""GGUF `general.file_type`s served from a Q8_0 copy (docs/decisions/0006): llama.cpp's CPU
-backend has no matrix-matrix kernel for these block types, so a prompt or a batch of
-sequences costs nearly one matrix-vector product per token; Q8_0 has one (about 1.8× the
-prompt speed and 1.4× the 8-sequence decode speed here) and holds every 4/5-bit weight to
-within 1/254 of its block's range."""
+"""GGUF `general.file_type`s served from a Q8_0 copy when `engine_requantize` is on
+(docs/decisions/0006): llama.cpp's CPU backend has no matrix-matrix kernel for these block
+types, so a prompt or a batch of sequences costs nearly one matrix-vector product per token;
+Q8_0 has one (1.75× the prompt speed, 1.15× the 8-sequence step speed here, but 1.5× slower
+single-sequence steps) and holds every 4/5-bit weight to within 1/254 of its block's range."""
 
 
 def serving_weights(path: str, cache_dir: str | None) -> str:
