@@ -132,7 +132,7 @@ class LlamaCppEngine:
         # kept minimal because decoding runs in the batched context below.
         self.weights = serving_weights(path, weights_cache)
         self.llm = open_llama(self.weights, n_ctx=32, n_batch=32, n_threads=threads,
-                         n_threads_batch=threads, verbose=False)
+                              n_threads_batch=threads, verbose=False)
         params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
         # One KV stream of `context_length` cells per slot (not unified: a sequence attends
         # over its own cells only, which measured 1.2-1.5× faster steps than one shared
