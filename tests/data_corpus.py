@@ -439,3 +439,93 @@ def junk_docs(rng: random.Random) -> list[str]:
 
     makers = [soup, repeated_lines, repeated_zh, stuffed, stuffed_zh, short, bullets, ngram_spam]
     return [makers[i % len(makers)]() for i in range(240)]
+
+
+# ---------------------------------------------------------------- real prose from this machine
+
+
+_PROSE_TOKEN = re.compile(r"^[(\"'“‘]*[A-Za-z][A-Za-z'’-]*[.,;:!?)\"'”’]*$")
+
+
+def _is_prose(piece: str) -> bool:
+    """Running text, not a file list, a table, a code example or a source-code comment block
+    (lines behind '#' or ' * ' markers, which the bullet and symbol rules rightly judge as
+    markup): at least 85% of its tokens are words (letters, with punctuation around them)."""
+    tokens = piece.split()
+    if ">>>" in piece or piece.startswith(("Files:", "Copyright:", "Comment:")):
+        return False
+    lines = piece.splitlines()
+    if sum(1 for line in lines if line.lstrip().startswith(("#", "*", "//"))) > len(lines) // 2:
+        return False
+    return sum(1 for t in tokens if _PROSE_TOKEN.match(t)) >= 0.85 * len(tokens)
+
+
+def _paragraphs(text: str, low: int = 60, high: int = 170) -> list[str]:
+    """Prose paragraphs (blank-line separated) of low..high words, line breaks as written."""
+    out = []
+    for piece in re.split(r"\n\s*\n", text):
+        piece = "\n".join(line.rstrip() for line in piece.strip("\n").splitlines())
+        if low <= len(piece.split()) <= high and _is_prose(piece):
+            out.append(piece)
+    return out
+
+
+def _docstrings() -> list[str]:
+    """Docstrings of the standard library's public modules, classes and functions."""
+    import importlib
+    import inspect
+    import pkgutil
+    import sys
+    import warnings
+
+    skip = ("test", "idlelib", "tkinter", "turtle", "antigravity", "this", "lib2to3", "ensurepip", "pydoc_data")
+    names = sorted(m.name for m in pkgutil.iter_modules() if m.module_finder.path.startswith(sys.base_prefix)
+                   and not m.name.startswith(("_", *skip)) and "site-packages" not in m.module_finder.path)
+    docs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            try:
+                module = importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - optional modules that do not import here
+                continue
+            objects = [module] + [v for k, v in sorted(vars(module).items()) if not k.startswith("_")
+                                  and (inspect.isclass(v) or inspect.isfunction(v))
+                                  and getattr(v, "__module__", None) == name]
+            docs += [d for d in (inspect.getdoc(o) for o in objects) if d]
+    return docs
+
+
+def real_prose(limit: int | None = None) -> list[str]:
+    """Short documentation paragraphs (60-170 words) shipped on this machine: licence texts,
+    package copyright files and standard-library docstrings; each distinct text once, in a
+    fixed order. Clean text that a cleaning recipe must keep."""
+    from pathlib import Path
+
+    texts = [p.read_text(errors="replace") for p in sorted(Path("/usr/share/common-licenses").glob("*"))
+             if p.is_file()]
+    texts += [p.read_text(errors="replace") for p in sorted(Path("/usr/share/doc").glob("*/copyright"))]
+    texts += _docstrings()
+    seen, out = set(), []
+    for text in texts:
+        for para in _paragraphs(text):
+            key = " ".join(para.split()).lower()
+            if key not in seen:
+                seen.add(key)
+                out.append(para)
+    return out[:limit]
+
+
+def gibberish_doc(rng: random.Random, weighted: bool = False) -> str:
+    """Word-shaped gibberish: 60-170 'words' of 2-10 random letters, with capitals and
+    punctuation where prose has them. `weighted`: letters drawn with English frequencies."""
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    weights = [12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0,
+               1.9, 1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07] if weighted else None
+    words = []
+    for i in range(rng.randint(60, 170)):
+        word = "".join(rng.choices(letters, weights, k=rng.randint(2, 10)))
+        if i == 0 or words[-1].endswith("."):
+            word = word.capitalize()
+        words.append(word + ("." if rng.random() < 0.08 else "," if rng.random() < 0.05 else ""))
+    return " ".join(words)

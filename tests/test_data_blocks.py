@@ -48,7 +48,9 @@ from rixin.data.recipe import (
     Recipe,
     WordsConfig,
     build_blocks,
-    load_recipe,
+    packaged_recipe,
+    packaged_recipes,
+    recipe_from_yaml,
     parse_recipe,
 )
 from rixin.data.report import Report
@@ -291,7 +293,8 @@ def test_normalize_repairs_unicode_and_whitespace() -> None:
 
 
 def test_default_recipe_loads_with_every_step() -> None:
-    recipe = load_recipe("default")
+    assert packaged_recipes() == ["default", "short"]
+    recipe = packaged_recipe("default")
     assert recipe.name == "default"
     assert recipe.steps == ["normalize", "quality", "language", "words", "pii", "exact_dedup", "near_dedup"]
     assert recipe.near_dedup.threshold == 0.8 and recipe.runs_exact_dedup and recipe.runs_near_dedup
@@ -318,7 +321,7 @@ def test_unknown_keys_are_errors_naming_the_path_and_allowed_keys() -> None:
     assert err.param == "stepz" and "steps" in err.message and "top level" in err.message
 
 
-def test_wrong_types_and_values_are_clear_errors(tmp_path) -> None:
+def test_wrong_types_and_values_are_clear_errors() -> None:
     err = _error({"near_dedup": {"threshold": "high"}})
     assert err.param == "near_dedup.threshold" and "'high'" in err.message and "number" in err.message
     assert _error({"near_dedup": {"threshold": 1.5}}).param == "near_dedup.threshold"
@@ -327,20 +330,17 @@ def test_wrong_types_and_values_are_clear_errors(tmp_path) -> None:
     err = _error({"language": {"allow": ["english"]}})
     assert err.param == "language.allow" and "english" in err.message
     assert _error(["not", "a", "mapping"]).param == "recipe"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("quality:\n  min_words: [1\n")
     with pytest.raises(InvalidRequest, match="not valid YAML"):
-        load_recipe(bad)
-    with pytest.raises(InvalidRequest, match="packaged: default"):
-        load_recipe("no-such-recipe")
+        recipe_from_yaml("quality:\n  min_words: [1\n")
+    with pytest.raises(InvalidRequest, match="aliases"):  # a "billion laughs" document is refused unread
+        recipe_from_yaml("a: &a [x, x]\nb: &b [*a, *a]\nsteps: *b\n")
+    assert packaged_recipe("no-such-recipe") is None and packaged_recipe("../recipes/default") is None
 
 
-def test_recipe_file_round_trip(tmp_path) -> None:
-    path = tmp_path / "mine.yaml"
-    path.write_text(
+def test_recipe_yaml_round_trip() -> None:
+    recipe = recipe_from_yaml(
         "name: mine\nsteps: [normalize, pii]\npii: {types: [email, iban]}\nwords: {block: [spam]}\n"
     )
-    recipe = load_recipe(path)
     assert recipe.steps == ["normalize", "pii"] and not recipe.runs_near_dedup
     blocks = build_blocks(recipe)
     verdict = apply_blocks(blocks, Doc("r", "Write  to a@b.org\x00 about spam"))

@@ -27,6 +27,7 @@ from rixin.api.labeling.router import router as labeling_router
 from rixin.api.logs.router import router as logs_router
 from rixin.api.models.router import router as models_router
 from rixin.api.projects.router import router as projects_router
+from rixin.api.recipes.router import router as recipes_router
 from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
@@ -108,6 +109,7 @@ def create_app(platform: Platform) -> FastAPI:
         app.include_router(router)
     for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
+    app.include_router(recipes_router)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes)
     return app

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -68,6 +69,24 @@ def print_report(version) -> None:
         console.print("redactions: " + ", ".join(f"{k} {v}" for k, v in sorted(report["redactions"].items())))
 
 
+def local_recipe(recipe: str | None) -> str | dict | None:
+    """A --recipe value as the server takes it: a name stays a name; a YAML file on this
+    machine is read here, validated, and sent as a recipe object (the server never reads a
+    path a request names)."""
+    from rixin.data.recipe import packaged_recipes, recipe_from_yaml
+
+    if recipe is None or recipe in packaged_recipes():
+        return recipe
+    path = Path(recipe).expanduser()
+    if not (recipe.endswith((".yaml", ".yml")) or path.is_file()):
+        return recipe  # a recipe stored in the project, by id or name
+    if not path.is_file():
+        raise click.BadParameter(f"no recipe file at {path}", param_hint="--recipe")
+    text = path.read_text(encoding="utf-8")
+    recipe_from_yaml(text, source=f"recipe file '{path}'")  # errors name the field and the file
+    return yaml.safe_load(text)
+
+
 def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> None:
     @main.group()
     def data():
@@ -92,7 +111,9 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
     @data.command("clean")
     @click.argument("dataset")
     @click.option("--project", required=True)
-    @click.option("--recipe", default="default", show_default=True, help="A packaged name or a YAML file.")
+    @click.option("--recipe", default=None,
+                  help="A packaged name (default, short), a recipe stored in the project, or a local YAML "
+                       "file (read here, sent as a recipe object). Default: chosen from the dataset's kind.")
     @click.option("--version", "version", type=int, default=None, help="Default: the newest.")
     @click.option("--resume", "resume", default=None, help="Resume an interrupted cleaning job by id.")
     @click.option("--shard-size", default=2000, show_default=True, help="Records per shard (unit of resume).")
@@ -110,7 +131,8 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
             platform.jobs.get(caller, resume)
             job = platform.jobs.reclaim(resume)
         else:
-            job = submit_clean(platform, caller, dataset, version, recipe, shard_size=shard_size, claim=True)
+            job = submit_clean(platform, caller, dataset, version, local_recipe(recipe), shard_size=shard_size,
+                               claim=True)
         console.print(f"cleaning job {job.id}")
         job = follow_job(platform, job, HANDLERS)
         if job.status != "succeeded":

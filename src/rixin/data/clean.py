@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from rixin.data.blocks import Doc, apply_blocks
-from rixin.data.records import iter_jsonl
-from rixin.data.recipe import Recipe, build_blocks, load_recipe, parse_recipe
+from rixin.data.records import iter_jsonl, text_fields
+from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for
+from rixin.data.recipe_store import RecipeStore
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
 from rixin.store.artifacts import atomic_write
@@ -33,29 +34,20 @@ SHARD_SIZE = 2000
 TRANSFORMS = ("normalize", "pii")  # blocks that rewrite text (applied to every field of a record)
 
 
-def resolve_recipe(recipe: str | dict) -> Recipe:
-    return parse_recipe(recipe, source="recipe") if isinstance(recipe, dict) else load_recipe(recipe)
-
-
-def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict,
+def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict | None,
                  *, shard_size: int = SHARD_SIZE, claim: bool = False) -> Job:
-    """Validate and queue a cleaning job (or claim it for the calling process)."""
+    """Validate and queue a cleaning job (or claim it for the calling process). `recipe` is a
+    packaged name, a stored recipe's id or name, a recipe mapping, or None (chosen from the
+    dataset's kind); see recipe_store.py."""
     source = platform.datasets.version(caller, dataset_id, version)
-    parsed = resolve_recipe(recipe)
-    params = {"dataset_id": dataset_id, "version": source.version, "recipe": parsed.model_dump(mode="json"),
-              "recipe_name": recipe if isinstance(recipe, str) else parsed.name, "shard_size": shard_size}
+    resolved = RecipeStore(platform.db).resolve(caller, recipe, source, platform.artifacts)
+    params = {"dataset_id": dataset_id, "version": source.version,
+              "recipe": resolved.recipe.model_dump(mode="json"), "recipe_name": resolved.name,
+              "recipe_source": resolved.describe(), "shard_size": shard_size}
     return platform.jobs.create(caller, "clean", params, claim=claim)
 
 
 # ---------------------------------------------------------------------- one record, one shard
-
-
-def text_fields(record: dict) -> list[tuple[list, object]]:
-    """(container, key) of every text field a cleaning block may rewrite."""
-    if "messages" in record:
-        return [(m, "content") for m in record["messages"] if isinstance(m.get("content"), str)]
-    keys = [k for k in ("text", "prompt", "completion") if isinstance(record.get(k), str)]
-    return [(record, k) for k in keys]
 
 
 def clean_record(blocks: list, transforms: list, record: dict):
@@ -95,7 +87,8 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
         if kept is None:
             continue
         text = "\n".join(c[k] for c, k in text_fields(kept))
-        lines.append(json.dumps({"record": kept, "hash": normalized_hash(text)}, ensure_ascii=False))
+        lines.append(json.dumps({"record": kept, "hash": normalized_hash(text), "redactions": verdict.counts},
+                                ensure_ascii=False))
         if recipe.runs_near_dedup:
             nd = recipe.near_dedup
             signatures.append(minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed))
@@ -164,10 +157,11 @@ def run_clean(platform, job: Job, report) -> dict:
     if not created.exists():
         report(stage="dedup")
         sha256, kept, merged = dedup_and_write(platform.artifacts, work, total, recipe)
+        used = params.get("recipe_source") or {"name": params["recipe_name"]}
         version = platform.datasets.add_version(
-            source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "job_id": job.id,
-                                                 "recipe_settings": params["recipe"]},
-            sha256, kept, source.format, merged)
+            source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "recipe_source": used,
+                                                 "job_id": job.id, "recipe_settings": params["recipe"]},
+            sha256, kept, source.format, {"recipe": used, **merged})
         atomic_write(created, json.dumps({"version": version.version, "version_id": version.id,
                                            "documents_out": kept}).encode())
     result = json.loads(created.read_text())
@@ -219,17 +213,22 @@ def dedup_and_write(artifacts, work: Path, total: int, recipe: Recipe) -> tuple[
         for i in range(total):
             out = []
             for line in (work / "shards" / f"{i:05d}.out.jsonl").read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)["record"]
+                item = json.loads(line)
+                record = item["record"]
                 if record["id"] in drop:
                     reason, _original = drop[record["id"]]
-                    report.add_removed(record["id"], reason, "\n".join(c[k] for c, k in text_fields(record)))
+                    report.add_removed(record["id"], reason, "\n".join(c[k] for c, k in text_fields(record)),
+                                       item.get("redactions"))
                     continue
                 out.append(json.dumps(record, ensure_ascii=False))
                 kept += 1
             if out:
                 sink.write(("\n".join(out) + "\n").encode())
         sha256, _ = sink.commit()
+    rules = {reason: rule_for(reason, recipe) for reason in report.removed}
     if kept == 0:
-        raise InvalidRequest("Cleaning removed every record; loosen the recipe's thresholds "
-                             f"(removed: {dict(report.removed)}).", param="recipe")
-    return sha256, kept, report.to_dict()
+        why = "; ".join(f"{n} {reason} ({rules[reason]})" for reason, n in report.removed.most_common())
+        hint = " Records this short suit the packaged recipe 'short'." if "too_short" in report.removed else ""
+        raise InvalidRequest(f"Cleaning with recipe '{recipe.name}' removed every record: {why}.{hint} "
+                             "Loosen the recipe's thresholds or choose another recipe.", param="recipe")
+    return sha256, kept, {**report.to_dict(), "removed_by_rule": rules}

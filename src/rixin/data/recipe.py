@@ -9,16 +9,18 @@ anywhere is an error that names its dotted path and lists the keys allowed there
     language: {allow: [en, zh], min_confidence: 0.5}
     near_dedup: {threshold: 0.85}
 
-`load_recipe("default")` reads the packaged `recipes/default.yaml`; any other argument is a
-path. `parse_recipe(mapping)` validates an already-parsed mapping (JSON bodies of the HTTP API).
+`packaged_recipe("default")` is the packaged `recipes/default.yaml`; a recipe is never read
+from a path a request names (recipes of a project are stored in the database, see
+recipe_store.py). `parse_recipe(mapping)` validates an already-parsed mapping (JSON bodies of
+the HTTP API), `recipe_from_yaml(text)` YAML text.
 `build_blocks(recipe)` returns the per-document blocks in order; exact and near deduplication
 need the whole dataset and are run by the orchestrator after them (see dedup.py).
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -118,6 +120,15 @@ class QualityConfig(_Strict):
         description="Fewest distinct words among the first 200 words (not in Gopher; catches "
         "keyword stuffing that shuffles a few words; natural text is above 0.4).",
     )
+    max_gibberish_word_fraction: float | None = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="Most implausible words among the Latin-script words (letter pairs that no "
+        "common Latin-script language writes, no vowel at all) -> gibberish_words. Applies "
+        "when most words are Latin-script; CJK text is never judged by it. Natural text, "
+        "identifiers and names included, stays below 0.15; random-letter 'words' score ~0.8.",
+    )
     min_stop_words: int | None = Field(
         None,
         ge=0,
@@ -143,6 +154,14 @@ class QualityConfig(_Strict):
     max_duplicate_ngram_char_fraction: dict[int, float] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
         description="n -> most characters covered by word n-grams that occur more than once.",
+    )
+
+    ngram_reference_words: int | None = Field(
+        1000,
+        ge=1,
+        description="Length-aware n-gram limits: a text of fewer words gets each top/duplicate "
+        "n-gram limit scaled by sqrt(ngram_reference_words / words) (a phrase said twice covers a "
+        "large share of a 70-word licence paragraph, not of a web page). Null: fixed limits.",
     )
 
     @field_validator("max_top_ngram_char_fraction", "max_duplicate_ngram_char_fraction")
@@ -334,32 +353,79 @@ def parse_recipe(data: Any, *, source: str = "recipe") -> Recipe:
         raise _recipe_error(e, source) from e
 
 
+@functools.cache
+def _packaged() -> dict[str, str]:
+    """name -> YAML text of every recipe shipped in rixin/data/recipes/ (read once)."""
+    folder = resources.files("rixin.data") / "recipes"
+    return {p.name[: -len(".yaml")]: p.read_text(encoding="utf-8")
+            for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
 def packaged_recipes() -> list[str]:
     """Names of the recipes shipped in rixin/data/recipes/."""
-    folder = resources.files("rixin.data") / "recipes"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(_packaged())
 
 
-def load_recipe(path_or_name: str | Path) -> Recipe:
-    """A recipe from a packaged name ("default") or a YAML file path."""
-    name = str(path_or_name)
-    packaged = resources.files("rixin.data") / "recipes" / f"{name}.yaml"
-    if "/" not in name and not name.endswith((".yaml", ".yml")) and packaged.is_file():
-        text, source = packaged.read_text(encoding="utf-8"), f"recipe '{name}'"
-    else:
-        path = Path(path_or_name)
-        if not path.is_file():
-            raise InvalidRequest(
-                f"no recipe file at '{path}' and no packaged recipe named '{name}' "
-                f"(packaged: {', '.join(packaged_recipes())})",
-                param="recipe",
-            )
-        text, source = path.read_text(encoding="utf-8"), f"recipe file '{path}'"
+def packaged_recipe(name: str) -> Recipe | None:
+    """The packaged recipe called `name`, or None. `name` is only ever a key into the table
+    read at first use: no file is opened or looked up because of what a caller sent."""
+    text = _packaged().get(name)
+    return None if text is None else recipe_from_yaml(text, source=f"recipe '{name}'")
+
+
+def _no_aliases(text: str) -> None:
+    """YAML anchors and aliases can expand a small text into a huge structure (a "billion
+    laughs" document); a recipe never needs them."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise InvalidRequest("recipe YAML must not use aliases (*name); write the value out.",
+                                 param="recipe")
+
+
+def recipe_from_yaml(text: str, *, source: str = "recipe") -> Recipe:
+    """Validate recipe YAML text (a packaged file, a request body, a file the CLI read on the
+    user's own machine). Errors quote only `text` itself, never anything else."""
     try:
+        _no_aliases(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InvalidRequest(f"{source} is not valid YAML: {e}", param="recipe") from e
     return parse_recipe(data, source=source)
+
+
+# reason code -> the recipe setting that decides it (for the report: "which rule removed what")
+_RULES = {
+    "empty": "normalize (nothing left after normalisation)",
+    "too_short": "quality.min_words", "too_long": "quality.max_words",
+    "mean_word_length": "quality.min_mean_word_length / max_mean_word_length",
+    "symbol_ratio": "quality.max_symbol_word_ratio", "alpha_words": "quality.min_alpha_word_fraction",
+    "alnum_chars": "quality.min_alnum_char_fraction", "unique_words": "quality.min_unique_word_fraction",
+    "stop_words": "quality.min_stop_words", "gibberish_words": "quality.max_gibberish_word_fraction",
+    "bullet_lines": "quality.max_bullet_line_fraction", "ellipsis_lines": "quality.max_ellipsis_line_fraction",
+    "dup_line_fraction": "quality.max_duplicate_line_fraction",
+    "dup_paragraph_fraction": "quality.max_duplicate_paragraph_fraction",
+    "dup_line_chars": "quality.max_duplicate_line_char_fraction",
+    "dup_paragraph_chars": "quality.max_duplicate_paragraph_char_fraction",
+    "blocked_word": "words.block", "no_allowed_word": "words.allow",
+    "exact_duplicate": "exact_dedup", "near_duplicate": "near_dedup.threshold",
+}
+
+
+def rule_for(reason: str, recipe: Recipe) -> str:
+    """The recipe setting behind a removal reason, with its value: "quality.min_words = 50"."""
+    if reason.startswith("language:"):
+        return f"language.allow = {recipe.language.allow}"
+    for kind, table in (("top", "max_top_ngram_char_fraction"), ("dup", "max_duplicate_ngram_char_fraction")):
+        if reason.startswith(f"{kind}_") and reason.endswith("gram") and reason[len(kind) + 1 : -4].isdigit():
+            n = int(reason[len(kind) + 1 : -4])
+            return f"quality.{table}[{n}] = {getattr(recipe.quality, table).get(n)}"
+    setting = _RULES.get(reason)
+    if setting is None:
+        return "unknown"
+    if setting.startswith(("quality.", "words.", "near_dedup.")) and " " not in setting:
+        section, field = setting.split(".")
+        return f"{setting} = {getattr(getattr(recipe, section), field)}"
+    return setting
 
 
 def build_blocks(recipe: Recipe) -> list:

@@ -121,3 +121,30 @@ def iter_jsonl(path: Path) -> Iterator[dict]:
         for raw in f:
             if raw.strip():
                 yield json.loads(raw)
+
+
+def _message_fields(messages) -> list[tuple[object, object]]:
+    """(container, key) of the text in a message list: string contents and the text parts of
+    content arrays ([{"type": "text", "text": ...}])."""
+    out: list[tuple[object, object]] = []
+    for m in messages if isinstance(messages, list) else []:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, str):
+            out.append((m, "content"))
+        elif isinstance(content, list):
+            out += [(p, "text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return out
+
+
+def text_fields(record: dict) -> list[tuple[object, object]]:
+    """(container, key) of every text field a cleaning block may rewrite (and must redact):
+    chat messages, prompt/completion, both sides of a preference pair, or text."""
+    if "messages" in record:
+        return _message_fields(record["messages"])
+    if "preferred_output" in record or "non_preferred_output" in record:
+        source = record.get("input")
+        fields = _message_fields(source.get("messages") if isinstance(source, dict) else None)
+        return fields + _message_fields(record.get("preferred_output")) + _message_fields(
+            record.get("non_preferred_output"))
+    keys = [k for k in ("text", "prompt", "completion") if isinstance(record.get(k), str)]
+    return [(record, k) for k in keys]

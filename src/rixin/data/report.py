@@ -1,6 +1,11 @@
 """The cleaning report: documents in and out, removals per reason, redactions per PII type,
 and a few removed documents per reason as examples.
 
+Totals describe only what the output holds: redactions are counted in documents that are
+kept, so a document removed later (as a duplicate, after its PII was redacted) takes its
+redactions out of the totals again (`add_removed(..., redactions=...)`); every removed
+document is counted once, under the reason that removed it.
+
 Shards each fill a Report; `merge` adds them up (in a fixed shard order the samples are
 deterministic). A sample stores the document id and the first 300 characters of its text
 after PII redaction with every PII type, whatever the recipe redacts: a report is shown to
@@ -41,9 +46,13 @@ class Report:
         else:
             self.add_removed(doc.id, verdict.reason or "unknown", verdict.text)
 
-    def add_removed(self, doc_id: str, reason: str, text: str) -> None:
+    def add_removed(self, doc_id: str, reason: str, text: str, redactions: dict | None = None) -> None:
         """Count a removal decided outside the blocks (exact_duplicate, near_duplicate) or by
-        them; the document must already be counted in docs_in."""
+        them; the document must already be counted in docs_in. `redactions`: what was counted
+        for it when it passed the blocks, taken out again (the output does not hold it)."""
+        if redactions:
+            self.redactions.subtract(redactions)
+            self.redactions = +self.redactions  # drop the zero counts
         self.removed[reason] += 1
         kept = self.samples.setdefault(reason, [])
         if len(kept) < self.samples_per_reason:

@@ -18,7 +18,9 @@ class CreateDataset(Lenient):
 
 class CleanDataset(Lenient):
     version: Annotated[StrictInt, Field(ge=1)] | None = None
-    recipe: StrictStr | dict = "default"
+    # A packaged name, the id or name of a recipe stored in the project, or a recipe object;
+    # omitted: chosen from the dataset's kind (rixin.data.recipe_store.choose_recipe).
+    recipe: StrictStr | dict | None = None
     shard_size: Annotated[StrictInt, Field(ge=10, le=1_000_000)] = 2000
 
 
