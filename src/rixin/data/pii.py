@@ -11,7 +11,16 @@ address sits directly next to CJK characters ("电话13800138000"), and those co
 
 Detectors run in this order, each on the output of the previous one (a placeholder has no
 digits, so a later detector cannot match inside an earlier one's find): email, IBAN, CN ID,
-credit card, phone (international E.164, then Chinese mobile), IPv6, IPv4.
+credit card, phone (international E.164, US national, Chinese mobile and landline), IPv6, IPv4.
+
+Phones in national formats are the locales we claim (en_US, zh_CN): US numbers as people
+write them ((797) 624-4944, 797-624-4944, 580.622.5179, 1-797-624-4944, a bare 7976244944
+unless it is labelled an order, invoice, ticket... number) and Chinese landlines
+(010-12345678, 0755-1234567). Every format the Faker library emits for those locales is
+redacted (tests/security/test_sec_data_pii.py) while dates, versions, ISBNs, prices, times
+and order numbers stay: a national number is matched only with an area code and exchange
+that start with 2-9 and never right after '-', '.', '/', a digit or a digit and a space
+(the groups of a longer number).
 """
 
 from __future__ import annotations
@@ -145,14 +154,31 @@ def _ipv4_ok(match: str) -> bool:
 
 
 def _phone_ok(match: str) -> bool:
-    return 8 <= sum(ch.isdigit() for ch in match) <= 15  # E.164: at most 15 digits
+    digits = sum(ch.isdigit() for ch in _EXTENSION.sub("", match))
+    return 8 <= digits <= 15  # E.164: at most 15 digits
+
+
+# An extension after a phone number ("x704", "ext. 12") goes with it.
+_EXT = r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,5})?"
+_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?\d{1,5}$")
+# A bare ten-digit run is a US number only when it is not labelled as something else.
+_LABELLED = re.compile(
+    r"(?:(?<![A-Za-z])(?:order|invoice|ticket|tracking|ref|reference|sku|serial|account|acct|id|isbn|"
+    r"item|part|case|no)|#|订单|单号|编号|账号)[^0-9A-Za-z]{0,4}(?:(?:number|no|num)[^0-9A-Za-z]{0,3})?$",
+    re.IGNORECASE,
+)
+
+
+def _bare_us_ok(match: re.Match[str]) -> bool:
+    return not _LABELLED.search(match.string[max(0, match.start() - 24) : match.start()])
 
 
 @dataclass(frozen=True)
 class _Detector:
     kind: PiiType
     pattern: re.Pattern[str]
-    valid: Callable[[str], bool] | None = None
+    valid: Callable[[str], bool] | None = None  # judges the matched text
+    valid_in_context: Callable[[re.Match[str]], bool] | None = None  # judges the match in its text
 
 
 _DETECTORS = (
@@ -180,13 +206,37 @@ _DETECTORS = (
     ),
     _Detector(
         "phone",
-        re.compile(rf"(?<![{_A}+])\+\d{{1,3}}(?:[ .-]?\(?\d{{1,4}}\)?){{2,6}}(?![{_A}])"),
+        re.compile(rf"(?<![{_A}+])\+\d{{1,3}}(?:[ .-]?\(?\d{{1,4}}\)?){{2,6}}{_EXT}(?![{_A}])"),
         _phone_ok,
+    ),
+    # US/Canada (NANP) national formats: (797) 624-4944, 797-624-4944, 580.622.5179,
+    # 797 624 4944, 1-797-624-4944, 001-797-624-4944; area code and exchange start with 2-9.
+    # Not after '-', '.', '/' or a digit: that is a date, version, ISBN or part of a longer code.
+    _Detector(
+        "phone",
+        re.compile(
+            rf"(?<![{_A}+./-])(?<!\d[ ])(?:(?:1|001)[ .-]?)?(?:\([2-9]\d{{2}}\)[ ]?|[2-9]\d{{2}}[ .-])"
+            rf"[2-9]\d{{2}}[ .-]\d{{4}}{_EXT}(?![{_A}]|[.-]\d)"
+        ),
+    ),
+    _Detector(
+        "phone",
+        re.compile(rf"(?<![{_A}+./-])(?<!\d[ ])[2-9]\d{{2}}[2-9]\d{{6}}{_EXT}(?![{_A}]|[.,-]\d)"),
+        valid_in_context=_bare_us_ok,
+    ),
+    # Chinese landlines: 0 + area code (10, 2X or three digits) + a 7-8 digit local number:
+    # 010-12345678, 0755-1234567, (021) 8765 4321.
+    _Detector(
+        "phone",
+        re.compile(
+            rf"(?<![{_A}+./-])(?<!\d[ ])(?:\(0(?:10|2\d|[3-9]\d{{2}})\)[ ]?|0(?:10|2\d|[3-9]\d{{2}})[ -])"
+            rf"\d{{3,4}}[ -]?\d{{4}}(?![{_A}]|[.-]\d)"
+        ),
     ),
     _Detector(
         "phone",
         re.compile(
-            rf"(?<![{_A}+])(?<!\d[ -])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{{4}}){{2}}"
+            rf"(?<![{_A}+])(?<!\d[ .-])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{{4}}){{2}}"
             rf"(?![ -]?\d)(?![{_A}])"
         ),
     ),
@@ -216,6 +266,8 @@ def redact(text: str, types: tuple[str, ...] | list[str] = PII_TYPES) -> tuple[s
 
         def replace(m: re.Match[str], d: _Detector = detector, p: str = placeholder) -> str:
             if d.valid is not None and not d.valid(m.group(0)):
+                return m.group(0)
+            if d.valid_in_context is not None and not d.valid_in_context(m):
                 return m.group(0)
             counts[d.kind] += 1
             return p

@@ -15,6 +15,7 @@ The rules run cheapest first and the first failing one is the reason:
     alpha_words / alnum_chars      too few words with a letter / letters+digits among chars
     unique_words                   too few distinct words among the first 200 (not Gopher)
     stop_words                     too few English stop words (off by default)
+    gibberish_words                too many implausible Latin-script words (random letters)
     bullet_lines / ellipsis_lines  too many lines starting with a bullet / ending in '...'
     dup_line_fraction, dup_paragraph_fraction, dup_line_chars, dup_paragraph_chars
     top_{n}gram                    the most frequent word n-gram covers too many characters
@@ -47,6 +48,24 @@ _BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "◦", "‣", "⁃"
 _ELLIPSES = ("...", "…")
 _DIVERSITY_WINDOW = 200  # words; longer texts repeat words naturally, so look at a prefix
 _STOP_WORDS = frozenset("the be to of and that have with".split())
+# Letter pairs that English, German, French, Spanish, Italian, Dutch and Hanyu Pinyin do not
+# write inside a word (q not before u; j, v, x, z before most consonants; ...). Written from
+# the orthographies, then checked: 0 of 944 documentation paragraphs (tests/data_corpus.py
+# real_prose) has more than 15% of its words hit, random-letter words ~60% (any 5-letter
+# random word holds one with p ~0.5). A word with no vowel (aeiouy) is implausible too.
+_RARE_PAIRS = frozenset(
+    "bq bx cj cx dq dx fq fx fz gq gx hq hx jb jc jd jf jg jh jj jk jl jm jn jp jq jr jt jv jw jx "
+    "jy jz kq kx kz lq lx mq mx pq px qb qc qd qe qf qg qh qj qk ql qm qn qo qp qq qr qs qt qv qw "
+    "qx qy qz sx tq vb vc vd vf vg vh vj vk vm vn vp vq vt vw vx vz wq wx xj xk xq xz yq zb zc zf "
+    "zg zj zk zp zq zr zx".split()
+)
+_VOWELS = frozenset("aeiouy")
+# Four consonants in a row start no syllable in these languages; where one runs over a
+# syllable boundary (German "Deutschland", English "strengths") it is a rare word.
+_CONSONANT_RUN = re.compile(r"[^aeiouy]{4}")
+_ASCII_LETTERS = re.compile(r"[A-Za-z]+")
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+|\S+@\S+", re.IGNORECASE)  # not words
+_MIN_JUDGED_WORDS = 8  # fewer Latin words say too little about a text to call it gibberish
 # Odd 64-bit multiplier for rolling n-gram keys; wrap-around collisions are ~2^-64 per pair.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -125,7 +144,29 @@ def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
     if cfg.min_stop_words is not None:
         if sum(1 for w in words if w in _STOP_WORDS) < cfg.min_stop_words:
             return "stop_words"
+    if cfg.max_gibberish_word_fraction is not None and latin and len(latin) * 2 >= n_words:
+        if gibberish_word_fraction(_LATIN_WORD.findall(_ADDRESS.sub(" ", text))) > cfg.max_gibberish_word_fraction:
+            return "gibberish_words"
     return None
+
+
+def implausible_word(word: str) -> bool:
+    """A lower-case ASCII word that no common Latin-script orthography writes."""
+    if not _VOWELS.intersection(word) or _CONSONANT_RUN.search(word):
+        return True
+    return any(word[i : i + 2] in _RARE_PAIRS for i in range(len(word) - 1))
+
+
+def gibberish_word_fraction(latin_words: list[str]) -> float:
+    """Share of implausible words among the judged ones: words of 3+ ASCII letters that are
+    not all capitals (acronyms such as GPL or HTTP have no vowel by nature). Words with other
+    letters (café, straße) or digits are not judged, so other scripts and languages with
+    diacritics are never counted against; under 8 judged words the share is 0."""
+    judged = [w.lower() for w in latin_words
+              if len(w) >= 3 and w.isascii() and w.isalpha() and not w.isupper()]
+    if len(judged) < _MIN_JUDGED_WORDS:
+        return 0.0
+    return sum(map(implausible_word, judged)) / len(judged)
 
 
 def _line_rules(text: str, cfg: QualityConfig) -> str | None:

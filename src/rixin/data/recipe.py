@@ -121,13 +121,14 @@ class QualityConfig(_Strict):
         "keyword stuffing that shuffles a few words; natural text is above 0.4).",
     )
     max_gibberish_word_fraction: float | None = Field(
-        0.4,
+        0.3,
         ge=0,
         le=1,
-        description="Most implausible words among the Latin-script words (letter pairs that no "
-        "common Latin-script language writes, no vowel at all) -> gibberish_words. Applies "
-        "when most words are Latin-script; CJK text is never judged by it. Natural text, "
-        "identifiers and names included, stays below 0.15; random-letter 'words' score ~0.8.",
+        description="Most implausible words among the Latin-script words (a letter pair that no "
+        "common Latin-script language writes, four consonants in a row, no vowel) -> "
+        "gibberish_words. Applies when most words are Latin-script; CJK text is never judged by "
+        "it. Documentation prose, identifiers included, stays below 0.2; random-letter 'words' "
+        "score 0.55-0.8.",
     )
     min_stop_words: int | None = Field(
         None,
