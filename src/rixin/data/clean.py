@@ -91,7 +91,8 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
                                 ensure_ascii=False))
         if recipe.runs_near_dedup:
             nd = recipe.near_dedup
-            signatures.append(minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed))
+            signatures.append(minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed,
+                                                unit=nd.shingle))
     atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
     if recipe.runs_near_dedup:
         array = np.stack(signatures) if signatures else np.zeros((0, recipe.near_dedup.num_perm), np.uint32)
@@ -177,13 +178,32 @@ def merge_reports(work: Path, total: int, samples_per_reason: int) -> Report:
     return merged
 
 
+def _shard_texts(work: Path, where: list[tuple[int, int]]):
+    """A loader for near_duplicate_groups: row indices -> their texts, re-read from the shard
+    outputs (only the shards that hold a candidate), so the texts never all sit in memory."""
+    def load(indices: list[int]) -> dict[int, str]:
+        wanted: dict[int, dict[int, int]] = {}
+        for k in indices:
+            shard, row = where[k]
+            wanted.setdefault(shard, {})[row] = k
+        out = {}
+        for shard, rows in wanted.items():
+            lines = (work / "shards" / f"{shard:05d}.out.jsonl").read_text(encoding="utf-8").splitlines()
+            for row, k in rows.items():
+                record = json.loads(lines[row])["record"]
+                out[k] = "\n".join(c[key] for c, key in text_fields(record))
+        return out
+
+    return load
+
+
 def find_duplicates(work: Path, total: int, recipe: Recipe) -> dict[str, tuple[str, str]]:
     """record id → (reason, id of the record it duplicates), over all shards in order."""
     from rixin.data.dedup import near_duplicate_groups
 
     drop: dict[str, tuple[str, str]] = {}
     first_with_hash: dict[str, str] = {}
-    near_ids, near_rows = [], []
+    near_ids, near_rows, near_where = [], [], []
     for i in range(total):
         shard = work / "shards" / f"{i:05d}"
         signatures = np.load(shard.with_suffix(".sig.npy")) if recipe.runs_near_dedup else None
@@ -198,8 +218,11 @@ def find_duplicates(work: Path, total: int, recipe: Recipe) -> dict[str, tuple[s
             if signatures is not None:
                 near_ids.append(rid)
                 near_rows.append(signatures[row])
+                near_where.append((i, row))
     if near_ids:
-        groups = near_duplicate_groups(near_ids, np.stack(near_rows), recipe.near_dedup.threshold)
+        nd = recipe.near_dedup
+        groups = near_duplicate_groups(near_ids, np.stack(near_rows), nd.threshold, texts=_shard_texts(work, near_where),
+                                       ngram=nd.ngram, unit=nd.shingle)
         drop.update({rid: ("near_duplicate", kept) for rid, kept in groups.items()})
     return drop
 

@@ -240,17 +240,21 @@ class PiiConfig(_Strict):
 
 
 class NearDedupConfig(_Strict):
-    """Near-duplicate removal with MinHash LSH over character n-gram shingles."""
+    """Near-duplicate removal: MinHash LSH proposes candidate pairs, the exact Jaccard
+    similarity of their shingle sets decides."""
 
     threshold: float = Field(
-        0.8, gt=0, lt=1, description="Estimated Jaccard similarity at or above which a later "
-        "document is removed as a near duplicate of an earlier one.",
+        0.8, gt=0, lt=1, description="Jaccard similarity (exact, of the shingle sets) at or above "
+        "which a later document is removed as a near duplicate of an earlier one.",
     )
     num_perm: int = Field(
         128, ge=16, le=1024, description="MinHash permutations: more is more exact and slower."
     )
-    ngram: int = Field(
-        5, ge=1, le=32, description="Shingle length in characters (5 suits English and Chinese)."
+    ngram: int = Field(5, ge=1, le=32, description="Shingle length, in units of `shingle`.")
+    shingle: Literal["word", "char"] = Field(
+        "word",
+        description="Shingle unit: word n-grams (default; Chinese is cut into words by jieba) or "
+        "character n-grams.",
     )
     seed: int = Field(42, ge=0, description="Seed of the MinHash permutations (determinism).")
 
