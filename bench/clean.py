@@ -336,9 +336,9 @@ def run_rixin(ids: list[str], texts: list[str], profile: str | None = None) -> d
     from rixin.data.langid import LanguageFilter
     from rixin.data.pii import PiiRedactor
     from rixin.data.quality import QualityFilter
-    from rixin.data.recipe import load_recipe
+    from rixin.data.recipe import packaged_recipe
 
-    recipe = load_recipe("default")
+    recipe = packaged_recipe("default")
     nd = recipe.near_dedup
     normalize, quality = Normalize(recipe.normalize), QualityFilter(recipe.quality)
     pii, language = PiiRedactor(recipe.pii), LanguageFilter(recipe.language)
@@ -380,9 +380,10 @@ def run_rixin(ids: list[str], texts: list[str], profile: str | None = None) -> d
     rest = [(d, t) for d, t in kept if d not in exact]
     with timed("near", rest) as row:
         t0 = time.perf_counter()
-        sigs = np.stack([minhash_signature(t, nd.num_perm, nd.ngram, nd.seed) for _, t in rest])
+        sigs = np.stack([minhash_signature(t, nd.num_perm, nd.ngram, nd.seed, nd.shingle) for _, t in rest])
         t1 = time.perf_counter()
-        near = near_duplicate_groups([d for d, _ in rest], sigs, nd.threshold)
+        near = near_duplicate_groups([d for d, _ in rest], sigs, nd.threshold, texts=[t for _, t in rest],
+                                     ngram=nd.ngram, unit=nd.shingle)
         row.update(signature_s=t1 - t0, grouping_s=time.perf_counter() - t1)
     return {"stages": st, "after_filters": [d for d, _ in kept], "exact_removed": sorted(exact),
             "near_removed": sorted(near), "profile": prof}
@@ -402,9 +403,9 @@ def run_rixin_job(ids: list[str], texts: list[str], workdir: Path) -> dict:
     """The job path without Ray: split into shards, process_shard on each (all blocks of the
     default recipe, hashes, signatures, JSONL and .npy outputs), then find_duplicates."""
     from rixin.data.clean import find_duplicates, process_shard, split_into_shards
-    from rixin.data.recipe import load_recipe
+    from rixin.data.recipe import packaged_recipe
 
-    recipe = load_recipe("default")
+    recipe = packaged_recipe("default")
     source = workdir / "source.jsonl"
     with source.open("w", encoding="utf-8") as f:
         for doc_id, text in zip(ids, texts):

@@ -335,6 +335,8 @@ def test_wrong_types_and_values_are_clear_errors() -> None:
         recipe_from_yaml("quality:\n  min_words: [1\n")
     with pytest.raises(InvalidRequest, match="aliases"):  # a "billion laughs" document is refused unread
         recipe_from_yaml("a: &a [x, x]\nb: &b [*a, *a]\nsteps: *b\n")
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        recipe_from_yaml("[" * 5000 + "]" * 5000)
     assert packaged_recipe("no-such-recipe") is None and packaged_recipe("../recipes/default") is None
 
 

@@ -395,6 +395,8 @@ def recipe_from_yaml(text: str, *, source: str = "recipe") -> Recipe:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InvalidRequest(f"{source} is not valid YAML: {e}", param="recipe") from e
+    except RecursionError as e:
+        raise InvalidRequest(f"{source} is nested too deeply to be a recipe.", param="recipe") from e
     return parse_recipe(data, source=source)
 
 
