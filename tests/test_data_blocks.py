@@ -442,3 +442,25 @@ def test_word_shaped_gibberish_is_removed_and_other_text_is_not(prose) -> None:
     others = prose + [english_doc(rng) for _ in range(100)] + [chinese_doc(rng) for _ in range(100)]
     others += NATURAL_ZH + [" ".join(FRENCH), " ".join(GERMAN)]
     assert sum(quality(Doc("o", t)).reason == "gibberish_words" for t in others) <= 0.005 * len(others)
+
+
+def test_every_text_field_of_every_record_format_is_redacted() -> None:
+    """Chat (string and content-part) messages, prompt/completion and both sides of a
+    preference pair: PII in any of them is redacted, not only in 'text'."""
+    from rixin.data.clean import TRANSFORMS, clean_record
+
+    recipe = parse_recipe({"steps": ["normalize", "pii"]})
+    blocks = build_blocks(recipe)
+    transforms = [b for b, step in zip(blocks, recipe.doc_steps) if step in TRANSFORMS]
+    mail = "a.b@example.com"
+    records = [
+        {"id": "c", "messages": [{"role": "user", "content": [{"type": "text", "text": f"mail {mail}"}]},
+                                 {"role": "assistant", "content": f"noted {mail}"}]},
+        {"id": "p", "prompt": f"to {mail}", "completion": f"from {mail}"},
+        {"id": "d", "input": {"messages": [{"role": "user", "content": f"is {mail} right?"}]},
+         "preferred_output": [{"role": "assistant", "content": f"yes, {mail}"}],
+         "non_preferred_output": [{"role": "assistant", "content": f"no, {mail}"}]},
+    ]
+    for record in records:
+        kept, verdict = clean_record(blocks, transforms, record)
+        assert mail not in str(kept) and verdict.counts["email"] >= 2, kept
