@@ -159,23 +159,15 @@ def trainer_child(spec_path: str) -> None:
     """The peer's training process: Trainer + peft, resuming from the newest checkpoint in its
     output dir when there is one (what the user's restart script does); one line per step."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainerCallback, TrainingArguments, set_seed)
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-    from train_workload import encoded_examples
+    from train_workload import peer_model
 
     spec = json.loads(Path(spec_path).read_text())
     out, steps = Path(spec["out"]), Path(spec["steps"])
     torch.set_num_threads(spec["threads"])
     set_seed(spec["seed"])
-    tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=spec["lora_rank"], lora_alpha=spec["lora_alpha"],
-                                             lora_dropout=spec["lora_dropout"], target_modules=spec["targets"],
-                                             task_type="CAUSAL_LM"))
-    features = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
-                for e in encoded_examples(tok, spec["train_path"], spec["max_seq_length"])]
+    tok, model, features = peer_model(spec)
 
     class StepLog(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from train_workload import encoded_examples, eval_loss
+from train_workload import eval_loss, peer_model
 
 
 def matmul_rate() -> float:
@@ -95,21 +95,16 @@ def child_rixin(spec: dict, work: Path, profile: bool) -> dict:
 
 def child_baseline(spec: dict, work: Path) -> dict:
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainerCallback, TrainingArguments, set_seed)
+    # peer_model's imports too, here: they load before t0, so they never count in setup_s.
+    from peft import LoraConfig, get_peft_model  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
 
     torch.set_num_threads(spec["threads"])
     rate = matmul_rate()
     t0 = time.time()
     set_seed(spec["seed"])
-    tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=spec["lora_rank"], lora_alpha=spec["lora_alpha"],
-                                             lora_dropout=spec["lora_dropout"], target_modules=spec["targets"],
-                                             task_type="CAUSAL_LM"))
-    features = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
-                for e in encoded_examples(tok, spec["train_path"], spec["max_seq_length"])]
+    tok, model, features = peer_model(spec)
     inner = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
     counts: list[dict] = []
 

@@ -109,6 +109,23 @@ def encoded_examples(tokenizer, path: str, max_len: int):
     return [truncate(encode_record(tokenizer, r), max_len) for r in read_jsonl(path)]
 
 
+def peer_model(spec: dict):
+    """The peer's tokenizer, LoRA model (peft, the same config as rixin's) and unpadded features:
+    (tok, model, features), for the Trainer of train.py and of recovery.py alike."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=spec["lora_rank"], lora_alpha=spec["lora_alpha"],
+                                             lora_dropout=spec["lora_dropout"], target_modules=spec["targets"],
+                                             task_type="CAUSAL_LM"))
+    features = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
+                for e in encoded_examples(tok, spec["train_path"], spec["max_seq_length"])]
+    return tok, model, features
+
+
 def eval_loss(spec: dict, adapter: str) -> float:
     """Mean cross-entropy per assistant token on the held-out set, the same code for both
     sides: base model + the saved adapter, unpacked, padded batches of 8."""
