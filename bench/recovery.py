@@ -8,7 +8,7 @@
     streaming chat requests (max_tokens 8) back to back; the engine replica of the bundled chat
     model (its pid from GET /v1/engines, checked to be in our `rixin up` process tree and to be
     a `ray::EngineActor`) gets SIGKILL. Peer: bench/llama_server.py (llama_cpp.server) under a
-    supervisor loop in this script that restarts it 0.1 s after it exits (systemd
+    supervisor loop (servers.Supervisor) that restarts it 0.1 s after it exits (systemd
     `Restart=always`); SIGKILL of the server process. Both: the same client loop, which retries
     at once (50 ms pause) after any failure. Measured: kill → first successful request that
     was sent after the kill ("restored"), kill → first success at all, failed requests and
