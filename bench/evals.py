@@ -17,25 +17,18 @@ Results: bench/results/evals-<date>.json and .md. Benchmarks are not tests.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import argparse
-import datetime
 import json
 import secrets
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from common import command, results_stem, today, write_json, write_markdown
+from servers import MODEL as CHAT
+from servers import start_rixin
 
-ROOT = Path(__file__).resolve().parents[1]
-RIXIN = str(Path(sys.executable).parent / "rixin")
-CHAT = "smollm2-135m-instruct"
 DECODE_LIMIT_TPS = 135.0  # DESIGN.md: llama.cpp decode of the bundled model, single stream
 COUNTRIES = ["France", "Japan", "Italy", "Germany", "Spain", "Egypt", "Canada", "Peru", "Kenya", "Norway",
              "Chile", "India", "Greece", "Cuba", "Poland", "Nepal", "Ghana", "Sweden", "Turkey", "Mexico",
@@ -48,26 +41,6 @@ def items(n: int) -> list[dict]:
 
 def prompt(row: dict) -> str:
     return f"Answer with one word.\nQuestion: {row['question']}\nAnswer:"
-
-
-def start_server(data_dir: Path, admin: str) -> tuple[subprocess.Popen, str]:
-    port = 18000 + secrets.randbelow(2000)
-    env = {**os.environ, "RIXIN_ADMIN_KEY": admin, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen([RIXIN, "up", "--port", str(port), "--data-dir", str(data_dir)], env=env,
-                            stdout=(data_dir / "server.log").open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=5).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"rixin up exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        time.sleep(1)
-    raise SystemExit("rixin up not healthy")
 
 
 def run_direct(client, rows, max_tokens) -> tuple[float, int]:
@@ -124,11 +97,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rixin-bench-evals-"))
     admin = "rx-admin-" + secrets.token_hex(8)
     (work / "data").mkdir()
-    proc, url = start_server(work / "data", admin)
+    server = start_rixin(work / "data", admin, work / "data" / "server.log")
+    url = server.url
     try:
         rows = items(args.items)
         client = openai.OpenAI(base_url=url + "/v1", api_key=admin, max_retries=0, timeout=300)
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=300)
+        http = server.http(timeout=300)
         evalset = "".join(json.dumps({"input": prompt(r), "ideal": r["answer"]}) + "\n" for r in rows).encode()
         file_id = client.files.create(file=("bench.jsonl", evalset), purpose="evals").id
         task_dir = write_task(work, rows, args.max_tokens)
@@ -143,8 +117,7 @@ def main() -> None:
                 times[name].append(methods[name]())
                 print(f"repeat {rep} {name}: {args.items / times[name][-1]:.2f} items/s", flush=True)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        server.stop(grace=60)
     report(args, times, tokens)
 
 
@@ -154,13 +127,12 @@ def report(args, times: dict, tokens: int) -> None:
     ratios = {m: statistics.median(times["direct"][i] / times[m][i] for i in range(len(times[m])))
               for m in times if m != "direct"}
     limit_ips = DECODE_LIMIT_TPS / (tokens / n)
-    result = {"command": " ".join(["bench/evals.py", *sys.argv[1:]]), "items": n, "max_tokens": args.max_tokens,
+    result = {"command": command("evals.py"), "items": n, "max_tokens": args.max_tokens,
               "repeats": args.repeats, "completion_tokens_per_item": tokens / n, "seconds": times,
               "items_per_s_median": ips, "ratio_to_direct_median": ratios,
               "decode_limit_items_per_s": limit_ips, "direct_over_limit": ips["direct"] / limit_ips}
-    date = datetime.date.today().isoformat()
-    out = ROOT / "bench" / "results"
-    (out / f"evals-{date}.json").write_text(json.dumps(result, indent=2))
+    date, stem = today(), results_stem("evals")
+    write_json(stem, result, indent=2)
     lines = [f"# Eval-harness throughput ({date})", "", f"`{result['command']}` — {n} items, max_tokens "
              f"{args.max_tokens}, {args.repeats} interleaved repeats, bundled {CHAT}, "
              f"{tokens / n:.1f} completion tokens per item.", "",
@@ -169,7 +141,7 @@ def report(args, times: dict, tokens: int) -> None:
         lines.append(f"| {m} | {ips[m]:.2f} | {ratios.get(m, 1.0):.2f} |")
     lines += ["", f"Decode-bound limit: {limit_ips:.2f} items/s ({DECODE_LIMIT_TPS:.0f} tokens/s ÷ tokens per item, "
               f"prompt work ignored); direct client ÷ limit = {ips['direct'] / limit_ips:.4f}."]
-    (out / f"evals-{date}.md").write_text("\n".join(lines) + "\n")
+    write_markdown(stem, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -16,33 +16,22 @@ bench/results/request-logs-<date>.json and .md. Benchmarks are not tests.
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.util
 import json
 import os
 import secrets
-import signal
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import openai
 
-HERE = Path(__file__).resolve().parent
-CHAT = "smollm2-135m-instruct"
+from common import results_stem, today, write_json, write_markdown
+from servers import MODEL as CHAT
+from servers import start_rixin
+
 POLICIES = ("full", "off")
-
-
-def bench_module(name: str):
-    """bench/<name>.py loaded by path (its start_server is shared by the benchmarks)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def ask(client, model: str, i: int, max_tokens: int) -> float:
@@ -79,9 +68,10 @@ def main() -> None:
 
     admin = "rx-admin-" + secrets.token_hex(8)
     data_dir = Path(tempfile.mkdtemp(prefix="rixin-bench-logging-"))
-    proc, url = bench_module("evals").start_server(data_dir, admin)
+    server = start_rixin(data_dir, admin, data_dir / "server.log")
+    url = server.url
     try:
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=120)
+        http = server.http()
         for policy in POLICIES:
             r = http.post("/v1/deployments", json={"name": f"bench-{policy}", "model": CHAT, "logging": policy})
             r.raise_for_status()
@@ -101,8 +91,7 @@ def main() -> None:
         stored = http.get("/v1/logs", params={"deployment": "bench-full", "limit": 1000}).json()["data"]
         stored_off = http.get("/v1/logs", params={"deployment": "bench-off", "limit": 1000}).json()["data"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        server.stop(grace=60)
     sent = (3 + 2 * args.requests * args.repeats)
     report(args, runs, {"full_rows": len(stored), "off_rows": len(stored_off), "sent_per_deployment": sent})
 
@@ -116,13 +105,11 @@ def report(args, runs: list[dict], rows: dict) -> None:
         "throughput_ratio_full_over_off": statistics.median(r["full_rps"] / r["off_rps"] for r in runs),
         "rows": rows,
     }
-    date = datetime.date.today().isoformat()
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    date, stem = today(), results_stem("request-logs")
     command = "python bench/request_logs.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                                                     if v is not None)
-    (out / f"request-logs-{date}.json").write_text(json.dumps(
-        {"command": command, "args": vars(args), "cpus": os.cpu_count(), "runs": runs, "summary": summary}, indent=2))
+    write_json(stem, {"command": command, "args": vars(args), "cpus": os.cpu_count(), "runs": runs,
+                      "summary": summary}, indent=2)
     lines = [f"# Request logging overhead ({date})", "", f"`{command}` — one `rixin up`, two deployments of "
              f"`{CHAT}` (logging `full` vs `off`), {len(runs)} of {args.repeats} interleaved repeats done, "
              f"medians.", "",
@@ -136,7 +123,7 @@ def report(args, runs: list[dict], rows: dict) -> None:
               f"- rows stored: full {rows['full_rows']} of {rows['sent_per_deployment']} sent, off "
               f"{rows['off_rows']}" if rows["full_rows"] is not None else
               "- rows stored: not counted (re-rendered from the per-repeat lines of an interrupted run)"]
-    (out / f"request-logs-{date}.md").write_text("\n".join(lines) + "\n")
+    write_markdown(stem, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -29,110 +29,37 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
-import sys
-from datetime import date
 from pathlib import Path
 
 import httpx
 
-from machine import machine
+from common import command, load_avg, machine, median, pair_ratios, results_stem, start_plot, today, versions, write_json
+from common import write_markdown
+from servers import ROOT, Server, start_llama_server, start_rixin, stop_all
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-PEER_SITE = Path(os.environ.get("RIXIN_BENCH_SITE", "/tmp/bench-site"))
 LIMIT_TOK_S = 135.0  # DESIGN.md: llama.cpp single-stream decode of this model ~120-150 tok/s
-MODEL = "smollm2-135m-instruct"
 OURS, PEER, PEER_Q8 = "rixin", "llama_cpp.server", "llama_cpp.server q8_0"
 WORDS = ("river stone light market engine garden winter paper signal harbor music window forest "
          "copper lantern valley bridge orbit silver thunder meadow candle planet ribbon castle").split()
+PACKAGES = ("rixin", "llama_cpp_python", "ray", "fastapi", "uvicorn", "httpx")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def load_avg() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-# ---------------------------------------------------------------------------- the two servers
-
-
-class Server:
-    def __init__(self, name: str, argv: list[str], env: dict, url: str, key: str, model: str, log: Path):
-        self.name, self.url, self.key, self.model, self.log = name, url, key, model, log
-        self.process = subprocess.Popen(argv, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def wait(self, probe: str, timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + probe, timeout=5,
-                             headers={"Authorization": f"Bearer {self.key}"}).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"{self.name} not up after {timeout} s")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server's whole process tree (rixin: gateway, Ray, engines)."""
-        import psutil
-
-        total = 0.0
-        try:
-            root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        for p in procs:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except psutil.Error:
-                pass
-        return total
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+# ---------------------------------------------------------------------------- the servers
 
 
 def start_servers(gguf: str, q8_copy: str | None, threads: int, ctx: int, workdir: Path,
                   requantize: bool) -> list[Server]:
-    key = "rx-admin-" + secrets.token_hex(8)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}
-    env.update({"RIXIN_ADMIN_KEY": key, "RIXIN_ENGINE_THREADS": str(threads), "RIXIN_CHAT_CONTEXT": str(ctx),
-                "RIXIN_ENGINE_QUEUE_SIZE": "256", "RIXIN_ENGINE_REQUANTIZE": str(requantize).lower(),
-                "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
-    port = free_port()
-    ours = Server(OURS, [str(ROOT / ".venv/bin/rixin"), "up", "--host", "127.0.0.1", "--port", str(port),
-                         "--data-dir", str(workdir / "rixin")], env, f"http://127.0.0.1:{port}", key, MODEL,
-                  workdir / "rixin.log")
-    peer_env = {**os.environ, "PYTHONPATH": str(PEER_SITE)}
-
-    def peer(name: str, model_file: str, log: str) -> Server:
-        pport = free_port()
-        return Server(name, [sys.executable, str(ROOT / "bench" / "llama_server.py"), "--model", model_file,
-                             "--host", "127.0.0.1", "--port", str(pport), "--n_threads", str(threads),
-                             "--n_threads_batch", str(threads), "--n_ctx", str(ctx), "--interrupt_requests",
-                             "False"], peer_env, f"http://127.0.0.1:{pport}", "none", MODEL, workdir / log)
-
-    servers = [ours, peer(PEER, gguf, "peer.log")] + ([peer(PEER_Q8, q8_copy, "peer-q8.log")] if q8_copy else [])
+    """rixin and the peers side by side (same threads and context), all healthy on return."""
+    ours = start_rixin(workdir / "rixin", "rx-admin-" + secrets.token_hex(8), workdir / "rixin.log", {
+        "RIXIN_ENGINE_THREADS": str(threads), "RIXIN_CHAT_CONTEXT": str(ctx), "RIXIN_ENGINE_QUEUE_SIZE": "256",
+        "RIXIN_ENGINE_REQUANTIZE": str(requantize).lower()}, name=OURS, wait=False)
+    servers = [ours, start_llama_server(PEER, gguf, threads, ctx, workdir / "peer.log")]
+    if q8_copy:
+        servers.append(start_llama_server(PEER_Q8, q8_copy, threads, ctx, workdir / "peer-q8.log"))
     ours.wait("/health")
     for server in servers[1:]:
         server.wait("/v1/models")
@@ -249,18 +176,10 @@ def summarise(raw: dict) -> dict:
         entry = {name: medians(runs) for name, runs in by_server.items()}
         for peer, key in ((PEER, "ratio_tok_s"), (PEER_Q8, "ratio_tok_s_q8")):
             if peer in by_server:  # per-repeat ratios (same repeat, same prompts), then the median
-                ratios = [a["output_tok_s"] / b["output_tok_s"] for a, b in zip(ours, by_server[peer])
-                          if b["output_tok_s"]]
-                entry[key] = statistics.median(ratios) if ratios else None
+                entry[key] = median(pair_ratios(ours, by_server[peer], "output_tok_s"))
         entry["ours_over_limit"] = entry[OURS]["output_tok_s"] / LIMIT_TOK_S
         summary[label] = entry
     return summary
-
-
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("rixin", "llama_cpp_python", "ray", "fastapi", "uvicorn", "httpx")}
 
 
 def _cells(m: dict) -> str:
@@ -269,7 +188,7 @@ def _cells(m: dict) -> str:
 
 
 def write_report(result: dict, stem: Path) -> None:
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    write_json(stem, result)
     summary = result["summary"]
     names = [n for n in (OURS, PEER, PEER_Q8) if any(n in s for s in summary.values())]
     has_q8 = PEER_Q8 in names
@@ -290,12 +209,8 @@ def write_report(result: dict, stem: Path) -> None:
         for name in names:
             if name in s:
                 lines.append(f"| {label} | {name} | {_cells(s[name])} |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    write_markdown(stem, "\n".join(lines) + "\n")
+    plt = start_plot()
     labels = list(summary)
     width = 0.8 / len(names)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
@@ -309,6 +224,15 @@ def write_report(result: dict, stem: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=110)
+
+
+def report(args, gguf: str, q8_copy: str | None, raw: dict, loads: list[float], stem: Path, repeats_done: int) -> None:
+    result = {"date": today(), "command": command("serve.py"),
+              "args": vars(args), "repeats_done": repeats_done, "machine": machine(), "versions": versions(PACKAGES),
+              "gguf": str(gguf), "q8_copy": q8_copy, "limit_tok_s": LIMIT_TOK_S, "load1_min": min(loads),
+              "load1_max": max(loads), "summary": summarise(raw), "raw": raw}
+    write_report(result, stem)
+
 
 
 def main() -> None:
@@ -337,11 +261,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rixin-bench-serve-"))
     # The same copy rixin makes for itself (same function; the cache key is the source file).
     q8_copy = None if args.no_q8_peer else serving_weights(str(gguf), str(workdir / "q8"))
-    servers = start_servers(str(gguf), q8_copy, args.threads, args.context, workdir, args.requantize)
     raw: dict[str, dict[str, list]] = {}
     loads: list[float] = []
-    stem = RESULTS / f"serve-{date.today().isoformat()}{'-' + args.tag if args.tag else ''}"
+    stem = results_stem("serve", args.tag)
     try:
+        servers = start_servers(str(gguf), q8_copy, args.threads, args.context, workdir, args.requantize)
         for server in servers:  # warm-up: first request loads the model / pages in the weights
             asyncio.run(workload(server, make_prompts(1, 16, 0), 4, 1, None, 0))
         for rep in range(args.repeats):
@@ -358,19 +282,9 @@ def main() -> None:
             # Written after every repeat, so an interrupted run still leaves its numbers.
             report(args, gguf, q8_copy, raw, loads, stem, repeats_done=rep + 1)
     finally:
-        for server in servers:
-            server.stop()
+        stop_all(grace=60)  # every server started, one that never came up included
     print(stem.with_suffix(".md").read_text())
 
-
-def report(args, gguf: str, q8_copy: str | None, raw: dict, loads: list[float], stem: Path, repeats_done: int) -> None:
-    result = {"date": date.today().isoformat(),
-              "command": " ".join([".venv/bin/python", "bench/serve.py", *sys.argv[1:]]),
-              "args": vars(args), "repeats_done": repeats_done, "machine": machine(), "versions": versions(),
-              "gguf": str(gguf), "q8_copy": q8_copy, "limit_tok_s": LIMIT_TOK_S, "load1_min": min(loads), "load1_max": max(loads),
-              "summary": summarise(raw), "raw": raw}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_report(result, stem)
 
 if __name__ == "__main__":
     main()
