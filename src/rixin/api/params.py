@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt
 
 # Unix seconds from 1970 to the end of year 9999: what a datetime can hold.
 MAX_UNIX_SECONDS = 253402300799
@@ -18,7 +18,20 @@ MAX_INT32 = 2**31 - 1
 # A row offset that stays inside a signed 64-bit integer after a page is added to it.
 MAX_OFFSET = 2**62
 
-UnixSeconds = Annotated[StrictInt, Field(ge=0, le=MAX_UNIX_SECONDS,
+
+
+def _whole_number(value):
+    """JSON Schema counts 140.0 as an integer (the OpenAPI document says "integer"), pydantic's
+    strict int does not: take a whole float as its int; 1.5, "10" and true stay errors."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer in a JSON body: an int or a whole float, never a string or a boolean.
+Integer = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+UnixSeconds = Annotated[Integer, Field(ge=0, le=MAX_UNIX_SECONDS,
                                          description="Unix seconds (0 to 253402300799).")]
 
 
