@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from rixin import __version__
-from rixin.api import errors
+from rixin.api import errors, openapi
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
@@ -55,6 +55,7 @@ def create_app(platform: Platform) -> FastAPI:
                   redoc_url=None)
     app.state.platform = platform
     errors.install(app)
+    openapi.install(app)
 
     for router in (system_router, models_router, chat_router, completions_router,
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,

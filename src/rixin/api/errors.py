@@ -27,6 +27,7 @@ PYDANTIC_CODES = {
     "less_than": ("above_max_value", "Invalid '{param}': expected a value < {lt}, but got {input!r} instead."),
     "literal_error": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
     "enum": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
+    "string_pattern_mismatch": ("invalid_value", "Invalid '{param}': {input!r:.80} must match {pattern}."),
     "extra_forbidden": ("unknown_parameter", "Unknown parameter: '{param}'."),
 }
 

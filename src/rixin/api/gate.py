@@ -25,8 +25,12 @@ log = logging.getLogger("rixin.api")
 
 # multipart framing and the purpose field around an uploaded file
 UPLOAD_OVERHEAD = 1 << 20
-# a JSON escape of a UTF-16 surrogate: only bodies that hold one need the full check
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# JSON escapes of a UTF-16 surrogate or of NUL: only bodies that hold one need the full check
+SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+NUL_MESSAGE = ("Text may not contain NUL characters (U+0000, \\u0000 in JSON): no name, id or text "
+               "can hold one. Remove them.")
+SURROGATE_MESSAGE = ("The request body holds text that is not valid Unicode (a lone UTF-16 surrogate "
+                     "escape such as \\ud800). Send UTF-8 text; pair surrogate escapes or remove them.")
 
 
 def authenticated_path(path: str) -> bool:
@@ -42,23 +46,26 @@ def json_body(scope: Scope) -> bool:
     return not kind or kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
-def lone_surrogate(value) -> bool:
-    """Whether a parsed JSON value holds a string that is not valid Unicode (a lone UTF-16
-    surrogate such as "\\ud800"): it cannot be encoded as UTF-8, stored or tokenized."""
+def invalid_text(value) -> str | None:
+    """Why a parsed JSON value holds a string no store can keep, or None: a lone UTF-16
+    surrogate such as "\\ud800" cannot be encoded as UTF-8 (nor stored or tokenized), and
+    PostgreSQL refuses NUL in text."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                return NUL_MESSAGE
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return True
+                return SURROGATE_MESSAGE
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 class Gate:
@@ -103,6 +110,8 @@ class Gate:
             key = key.strip() if scheme.lower() == "bearer" else ""
             caller = await run_in_threadpool(self.platform.tenancy.authenticate, key or None)
             scope.setdefault("state", {})["caller"] = caller
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                raise InvalidRequest(NUL_MESSAGE, code="invalid_text")
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
         limit = self.upload_limit if upload else self.limit
         too_large = PayloadTooLarge(f"Request body too large: the limit is {limit} bytes. "
@@ -148,15 +157,14 @@ class Gate:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if SURROGATE_ESCAPE.search(body):
+        if SUSPECT_ESCAPE.search(body):
             try:
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None  # FastAPI answers invalid_json
-            if lone_surrogate(parsed):
-                raise InvalidRequest("The request body holds text that is not valid Unicode (a lone "
-                                     "UTF-16 surrogate escape such as \\ud800). Send UTF-8 text; pair "
-                                     "surrogate escapes or remove them.", code="invalid_unicode")
+            reason = invalid_text(parsed)
+            if reason is not None:
+                raise InvalidRequest(reason, code="invalid_text")
         return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
 
