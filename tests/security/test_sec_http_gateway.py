@@ -13,17 +13,21 @@ import time
 import httpx
 import pytest
 
-from conftest import CHAT, start_server, stop_server
+from conftest import BACKENDS, CHAT, fresh_postgres_database, start_server, stop_server
 
 READ_TIMEOUT_S = 2
 METRICS_TOKEN = "metrics-" + secrets.token_hex(8)
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("sec-http"),
-                          {"RIXIN_METRICS_TOKEN": METRICS_TOKEN, "RIXIN_READ_TIMEOUT_S": str(READ_TIMEOUT_S)},
+@pytest.fixture(scope="module", params=BACKENDS)
+def srv(request, tmp_path_factory):
+    """A server of its own (short read timeout, a metrics token), on each database backend:
+    PostgreSQL refuses NUL in text where SQLite stores it."""
+    env = {"RIXIN_METRICS_TOKEN": METRICS_TOKEN, "RIXIN_READ_TIMEOUT_S": str(READ_TIMEOUT_S)}
+    if request.param == "postgres":
+        env["RIXIN_DATABASE_URL"] = fresh_postgres_database()
+    server = start_server(tmp_path_factory.mktemp(f"sec-http-{request.param}"), env,
                           admin_key="rx-admin-" + secrets.token_hex(8))
     server.project_key = server.new_key("sec-http-a")
     server.other_key = server.new_key("sec-http-b")
@@ -107,6 +111,13 @@ def test_lone_surrogate_in_chat_content_is_400(srv):
 def test_nul_in_names_ids_and_metadata_is_400(srv, method, path, raw):
     kwargs = {"content": raw, "headers": {"content-type": "application/json"}} if raw else {}
     assert error_of(call(srv, method, path, **kwargs), 400)["code"] == "invalid_text"
+
+
+def test_nul_in_an_uploaded_file_name_is_400(srv):
+    body = (b'--BB\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nraw\r\n--BB\r\nContent-Disposition: '
+            b'form-data; name="file"; filename="a\x00b.jsonl"\r\n\r\n{"text": "x"}\n\r\n--BB--\r\n')
+    r = call(srv, "POST", "/v1/files", content=body, headers={"content-type": "multipart/form-data; boundary=BB"})
+    assert error_of(r, 400)["code"] == "invalid_text"
 
 
 def test_console_path_with_nul_is_404(srv):
