@@ -178,7 +178,7 @@ def test_health_and_metrics(server):
     http = server.http()
     assert http.get("/health").json()["status"] == "ok"
     server.client().chat.completions.create(model=CHAT, messages=HELLO, max_tokens=2)
-    text = http.get("/metrics").text
+    text = http.get("/metrics").text  # server.http() sends the admin key, which /metrics needs
     for name in ("rixin_requests_total", "rixin_prompt_tokens_total", "rixin_completion_tokens_total",
                  "rixin_request_duration_seconds_bucket", "rixin_engine_queue_depth"):
         assert name in text

@@ -26,6 +26,12 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted; larger gets 413."
     )
+    read_timeout_s: float = Field(
+        30, gt=0, description="Seconds a client may pause while sending a request's headers or body; "
+        "longer: the connection is closed (headers) or answered 408 (body).")
+    metrics_token: str | None = Field(
+        None, description="Bearer token that may read GET /metrics besides admin keys (RIXIN_METRICS_TOKEN), "
+        "for a Prometheus scraper.")
     max_file_bytes: int = Field(
         512 * 2**20, ge=1024, description="Largest file accepted by POST /v1/files; larger gets 413."
     )

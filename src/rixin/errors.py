@@ -64,6 +64,15 @@ class Conflict(RixinError):
     should_retry = False
 
 
+class RequestTimeout(RixinError):
+    """The client stopped sending its request (headers or body) for too long."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    should_retry = True
+
+
 class PayloadTooLarge(RixinError):
     status = 413
     type = "invalid_request_error"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rixin import __version__, metrics
-from rixin.api import errors
+from rixin import __version__
+from rixin.api import errors, openapi
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
@@ -21,6 +19,7 @@ from rixin.api.feedback.router import router as feedback_router
 from rixin.api.flywheel.router import router as flywheel_router
 from rixin.api.evals.router import router as evals_router
 from rixin.api.files.router import router as files_router
+from rixin.api.gate import Gate
 from rixin.api.fine_tuning.router import router as fine_tuning_router
 from rixin.api.jobs.router import router as jobs_router
 from rixin.api.labeling.router import router as labeling_router
@@ -32,48 +31,12 @@ from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.console.router import router as console_router
-from rixin.errors import PayloadTooLarge
 from rixin.flywheel.turn import TurnDriver
 from rixin.jobs.kinds import HANDLERS
 from rixin.jobs.runner import JobRunner
 from rixin.platform import Platform
 
 log = logging.getLogger("rixin.api")
-
-
-# multipart framing and the purpose field around an uploaded file
-UPLOAD_OVERHEAD = 1 << 20
-
-
-class BodyLimit:
-    """413 for a body over the limit, whether it announces its length or streams it.
-    File uploads have their own, larger limit (the file part is checked exactly as it is
-    written to disk)."""
-
-    def __init__(self, app: ASGIApp, limit: int, upload_limit: int):
-        self.app, self.limit, self.upload_limit = app, limit, upload_limit + UPLOAD_OVERHEAD
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
-        limit = self.upload_limit if upload else self.limit
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = PayloadTooLarge(f"Request body too large: the limit is {limit} bytes. "
-                                    "Send less data per request.")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await errors.rixin_error_response(too_large)(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise too_large
-            return message
-
-        await self.app(scope, limited_receive, send)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -93,15 +56,7 @@ def create_app(platform: Platform) -> FastAPI:
                   redoc_url=None)
     app.state.platform = platform
     errors.install(app)
-
-    @app.middleware("http")
-    async def observe(request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        metrics.LATENCY.labels(route).observe(time.perf_counter() - start)
-        return response
+    openapi.install(app)
 
     for router in (system_router, models_router, chat_router, completions_router,
                    embeddings_router, files_router, datasets_router, jobs_router, fine_tuning_router,
@@ -110,6 +65,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
     app.include_router(recipes_router)
-    app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes,
-                       upload_limit=platform.settings.max_file_bytes)
+    app.add_middleware(Gate, platform=platform, limit=platform.settings.max_body_bytes,
+                       upload_limit=platform.settings.max_file_bytes,
+                       read_timeout_s=platform.settings.read_timeout_s)
     return app

@@ -15,6 +15,10 @@ def get_platform(request: Request) -> Platform:
 
 
 async def get_caller(request: Request) -> Caller:
+    """The caller api/gate.py authenticated (every /v1 route), else authenticate here."""
+    caller = request.scope.get("state", {}).get("caller")
+    if caller is not None:
+        return caller
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip() if scheme.lower() == "bearer" else ""

@@ -27,6 +27,7 @@ PYDANTIC_CODES = {
     "less_than": ("above_max_value", "Invalid '{param}': expected a value < {lt}, but got {input!r} instead."),
     "literal_error": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
     "enum": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
+    "string_pattern_mismatch": ("invalid_value", "Invalid '{param}': {input!r:.80} must match {pattern}."),
     "extra_forbidden": ("unknown_parameter", "Unknown parameter: '{param}'."),
 }
 
@@ -110,8 +111,10 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def rixin_error_response(exc: RixinError) -> JSONResponse:
-    headers = {}
+def rixin_error_response(exc: RixinError, *, close: bool = False) -> JSONResponse:
+    """The error as a response; `close` ends the connection after it (the rest of the request
+    body was not read, so the connection cannot carry another request)."""
+    headers = {"connection": "close"} if close else {}
     if exc.should_retry is not None:
         headers["x-should-retry"] = "true" if exc.should_retry else "false"
     if getattr(exc, "retry_after", None) is not None:
@@ -159,7 +162,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):
+        # Only errors of the middleware itself reach here (api/gate.py answers the others
+        # without re-raising, which keeps the connection usable).
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("The server had an error while processing your request. "
-                                       "Retry, and report it if it persists.", "server_error"),
-                            status_code=500)
+        return server_error_response()
+
+
+def server_error_response() -> JSONResponse:
+    return JSONResponse(error_body("The server had an error while processing your request. "
+                                   "Retry, and report it if it persists.", "server_error"),
+                        status_code=500)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from rixin.api.params import Integer
 from rixin.engines.base import SamplingParams
 from rixin.errors import InvalidRequest
 
@@ -102,6 +103,6 @@ def reject_unsupported(**fields) -> None:
 Temperature = Annotated[Number, Field(ge=0, le=2)]
 TopP = Annotated[Number, Field(ge=0, le=1)]
 Penalty = Annotated[Number, Field(ge=-2, le=2)]
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
+PositiveInt = Annotated[Integer, Field(ge=1)]
 # OpenAI's seed is an int64; engines fail on larger ones (torch's generator takes at most 64 bits).
-Seed = Annotated[StrictInt, Field(ge=-2**63, le=2**63 - 1)]
+Seed = Annotated[Integer, Field(ge=-2**63, le=2**63 - 1)]

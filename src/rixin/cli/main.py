@@ -63,6 +63,7 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     import uvicorn
 
     from rixin.api.app import create_app
+    from rixin.api.server import config as server_config
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
@@ -84,8 +85,9 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     sys.stdout.flush()
     try:
         platform.start_compute()
-        serve_until_signalled(uvicorn.Server(uvicorn.Config(
-            create_app(platform), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)))
+        serve_until_signalled(uvicorn.Server(server_config(
+            create_app(platform), host=host, port=port, log_level=log_level,
+            read_timeout_s=settings.read_timeout_s)))
     finally:
         platform.close()
 

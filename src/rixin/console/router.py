@@ -34,11 +34,17 @@ router = APIRouter(include_in_schema=False)
 
 
 def static_file(request: Request, relative: str) -> Response:
+    missing = NotFound(f"No such console file: {relative!r}")
+    if "\x00" in relative:  # the OS refuses such a path; it names no file
+        raise missing
     path = (STATIC / relative).resolve()
     media_type = TYPES.get(path.suffix)
     if not path.is_relative_to(STATIC) or not path.is_file() or media_type is None:
-        raise NotFound(f"No such console file: {relative}")
-    body = path.read_bytes()
+        raise missing
+    try:
+        body = path.read_bytes()
+    except OSError:
+        raise missing from None
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     if path.suffix == ".html":

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
+from rixin.api.params import Integer
 from rixin.api.sampling import (Lenient, Penalty, PositiveInt, ResponseFormat, Seed, Stop, StreamOptions,
                                 Temperature, TopP)
 from rixin.api.streaming import logprob_object
@@ -33,7 +34,7 @@ class ChatCompletionRequest(Lenient):
     frequency_penalty: Penalty | None = None
     function_call: StrictStr | dict | None = None
     functions: list[dict] | None = None
-    logit_bias: dict[str, StrictInt] | None = None
+    logit_bias: dict[str, Integer] | None = None
     logprobs: StrictBool | None = None
     max_completion_tokens: PositiveInt | None = None
     max_tokens: PositiveInt | None = None
@@ -52,7 +53,7 @@ class ChatCompletionRequest(Lenient):
     temperature: Temperature | None = None
     tool_choice: StrictStr | dict | None = None
     tools: list[dict] | None = None
-    top_logprobs: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    top_logprobs: Annotated[Integer, Field(ge=0, le=20)] | None = None
     top_p: TopP | None = None
     user: StrictStr | None = None
 

@@ -6,6 +6,7 @@ from typing import Annotated, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from rixin.api.params import Integer
 from rixin.api.sampling import Lenient, Penalty, PositiveInt, Seed, Stop, StreamOptions, Temperature, TopP
 from rixin.engines.base import TokenLogprob
 
@@ -19,9 +20,9 @@ class CompletionRequest(Lenient):
     best_of: PositiveInt | None = None
     echo: StrictBool | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[str, StrictInt] | None = None
-    logprobs: Annotated[StrictInt, Field(ge=0, le=5)] | None = None
-    max_tokens: Annotated[StrictInt, Field(ge=1)] | None = 16
+    logit_bias: dict[str, Integer] | None = None
+    logprobs: Annotated[Integer, Field(ge=0, le=5)] | None = None
+    max_tokens: Annotated[Integer, Field(ge=1)] | None = 16
     n: PositiveInt | None = None
     presence_penalty: Penalty | None = None
     seed: Seed | None = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictStr
 
+from rixin.api.params import Integer
 from rixin.api.sampling import Lenient
 from rixin.store.schema import Dataset, DatasetVersion
 
@@ -17,11 +18,11 @@ class CreateDataset(Lenient):
 
 
 class CleanDataset(Lenient):
-    version: Annotated[StrictInt, Field(ge=1)] | None = None
+    version: Annotated[Integer, Field(ge=1)] | None = None
     # A packaged name, the id or name of a recipe stored in the project, or a recipe object;
     # omitted: chosen from the dataset's kind (rixin.data.recipe_store.choose_recipe).
     recipe: StrictStr | dict | None = None
-    shard_size: Annotated[StrictInt, Field(ge=10, le=1_000_000)] = 2000
+    shard_size: Annotated[Integer, Field(ge=10, le=1_000_000)] = 2000
 
 
 def version_object(v: DatasetVersion) -> dict:

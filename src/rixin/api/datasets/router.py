@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from rixin.api.datasets.protocol import CleanDataset, CreateDataset, dataset_object, version_object
+from rixin.api.params import offset_query, version_path
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.jobs.protocol import job_object
 from rixin.data.clean import submit_clean
@@ -39,13 +40,13 @@ async def retrieve_dataset(dataset_id: str, platform: Platform = Depends(get_pla
 
 
 @router.get("/datasets/{dataset_id}/versions/{version}")
-async def retrieve_version(dataset_id: str, version: int, platform: Platform = Depends(get_platform),
-                           caller: Caller = Depends(get_caller)):
+async def retrieve_version(dataset_id: str, version: int = version_path(),
+                           platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     return version_object(await run_in_threadpool(platform.datasets.version, caller, dataset_id, version))
 
 
 @router.get("/datasets/{dataset_id}/versions/{version}/records")
-async def version_records(dataset_id: str, version: int, offset: int = Query(0, ge=0),
+async def version_records(dataset_id: str, version: int = version_path(), offset: int = offset_query(),
                           limit: int = Query(20, ge=1, le=1000), platform: Platform = Depends(get_platform),
                           caller: Caller = Depends(get_caller)):
     v = await run_in_threadpool(platform.datasets.version, caller, dataset_id, version)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from rixin.flywheel.deployments import NAME
 from rixin.jobs.store import ts
 from rixin.store.schema import Deployment, DeploymentChange
 
@@ -17,7 +18,8 @@ class Strict(BaseModel):
 
 
 class CreateDeployment(Strict):
-    name: StrictStr
+    name: StrictStr = Field(pattern=NAME.pattern, description="1-128 letters, digits, '.', '_', '-', "
+                            "starting with a letter or digit.")
     model: StrictStr
     logging: Literal["full", "metadata-only", "off"] = "full"
     redact_pii: StrictBool = False

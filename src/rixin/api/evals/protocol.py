@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictStr
 
+from rixin.api.params import Integer
 from rixin.api.sampling import Lenient
 from rixin.evals.service import DEFAULT_MAX_TOKENS
 from rixin.jobs.store import ts
@@ -17,7 +18,7 @@ class CreateEvalRun(Lenient):
     eval_file_id: StrictStr
     models: Annotated[list[StrictStr | dict], Field(min_length=1, max_length=8)]
     graders: Annotated[list[dict], Field(min_length=1)]
-    max_tokens: Annotated[StrictInt, Field(ge=1, le=4096)] = DEFAULT_MAX_TOKENS
+    max_tokens: Annotated[Integer, Field(ge=1, le=4096)] = DEFAULT_MAX_TOKENS
 
 
 def run_object(run: EvalRun, job: Job | None = None) -> dict:

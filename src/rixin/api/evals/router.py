@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.params import offset_query
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.evals.protocol import CreateEvalRun, run_object
 from rixin.evals import service
@@ -46,7 +47,7 @@ async def retrieve_run(run_id: str, platform: Platform = Depends(get_platform),
 
 
 @router.get("/runs/{run_id}/items")
-async def run_items(run_id: str, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=1000),
+async def run_items(run_id: str, offset: int = offset_query(), limit: int = Query(50, ge=1, le=1000),
                     platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     items, has_more = await run_in_threadpool(lambda: service.run_items(
         platform, caller, run_id, offset=offset, limit=limit))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from rixin.api.params import Integer
 from rixin.jobs.store import ts
 from rixin.store.schema import Feedback
 
@@ -15,7 +16,7 @@ class CreateFeedback(BaseModel):
 
     completion_id: StrictStr
     thumb: Literal["up", "down"] | None = None
-    score: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+    score: Annotated[Integer, Field(ge=1, le=5)] | None = None
     comment: StrictStr | None = None
     correction: StrictStr | None = None
     preferred: StrictStr | None = None

@@ -9,10 +9,11 @@ from fastapi.responses import FileResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.gate import NUL_MESSAGE
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.files.protocol import file_object
 from rixin.api.files.upload import receive_upload
-from rixin.errors import RixinError
+from rixin.errors import InvalidRequest, RixinError
 from rixin.platform import Platform
 from rixin.store.files import check_filename, check_purpose
 from rixin.store.tenancy import Caller
@@ -30,6 +31,8 @@ async def upload_file(request: Request, platform: Platform = Depends(get_platfor
     try:
         purpose = check_purpose(upload.fields.get("purpose"))
         filename = check_filename(upload.filename)
+        if "\x00" in filename:  # a multipart header may carry one raw; no store keeps it
+            raise InvalidRequest(NUL_MESSAGE, param="file", code="invalid_text")
     except RixinError:
         upload.abort()
         raise

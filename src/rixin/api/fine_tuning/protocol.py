@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictStr
 
+from rixin.api.params import Integer
 from rixin.api.sampling import Lenient
 from rixin.jobs.store import ts
 from rixin.store.schema import Job, JobCheckpoint, JobEvent
@@ -19,10 +20,10 @@ class CreateFineTuningJob(Lenient):
     integrations: list | None = None
     metadata: dict[str, StrictStr] | None = None
     method: dict | None = None
-    seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
+    seed: Annotated[Integer, Field(ge=0, le=2**31 - 1)] | None = None
     suffix: StrictStr | None = None
     validation_file: StrictStr | None = None
-    priority: Annotated[StrictInt, Field(ge=0, le=9)] = 0
+    priority: Annotated[Integer, Field(ge=0, le=9)] = 0
     """rixin extension: queued jobs start by priority (9 first), then first come first served."""
 
 

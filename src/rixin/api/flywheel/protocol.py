@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, ConfigDict
 
+from rixin.api.params import UnixSeconds
 from rixin.jobs.store import ts
 from rixin.store.schema import FlywheelTurn
 
@@ -11,7 +12,7 @@ from rixin.store.schema import FlywheelTurn
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: StrictInt | None = None
+    since: UnixSeconds | None = None
     """Unix seconds: only feedback given after this (default: all)."""
 
 

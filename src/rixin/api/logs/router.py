@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from rixin.api.deps import get_caller, get_platform
+from rixin.api.params import since_query
 from rixin.api.logs.protocol import UpdateStored, log_object, page, stored_completion, stored_messages
 from rixin.errors import InvalidRequest
 from rixin.flywheel.logs import LogQuery
@@ -82,7 +83,9 @@ async def stored_completion_messages(completion_id: str, after: str | None = Non
 @router.get("/logs")
 async def search_logs(request: Request, deployment: str | None = None, model: str | None = None,
                       endpoint: Literal["chat.completions", "completions"] | None = None,
-                      since: int | None = None, until: int | None = None, q: str | None = None,
+                      since: int | None = since_query("Only logs created at or after this (Unix seconds)."),
+                      until: int | None = since_query("Only logs created before this (Unix seconds)."),
+                      q: str | None = None,
                       after: str | None = None, limit: int = Query(20, ge=1, le=1000),
                       order: Literal["asc", "desc"] = "desc", platform: Platform = Depends(get_platform),
                       caller: Caller = Depends(get_caller)):

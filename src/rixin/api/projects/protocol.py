@@ -5,11 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from rixin.store.schema import ApiKey, Project
+from rixin.store.tenancy import PROJECT_NAME
 
 
 class CreateProject(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: StrictStr = Field(description="1-63 lowercase letters, digits and '-'.")
+    name: StrictStr = Field(description="1-63 lowercase letters, digits and '-'.", pattern=PROJECT_NAME.pattern)
 
 
 class CreateKey(BaseModel):

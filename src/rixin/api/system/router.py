@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+import hmac
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -24,8 +26,21 @@ async def health(platform: Platform = Depends(get_platform)):
                         status_code=503)
 
 
-@router.get("/metrics")
+async def metrics_reader(request: Request, platform: Platform = Depends(get_platform)) -> None:
+    """GET /metrics names fine-tuned models (which name projects) and their usage: an admin key
+    or the metrics token (RIXIN_METRICS_TOKEN, for a Prometheus scraper) may read it."""
+    token = platform.settings.metrics_token
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    if token and key and hmac.compare_digest(key.encode(), token.encode()):
+        return
+    await get_admin(request)
+
+
+@router.get("/metrics", dependencies=[Depends(metrics_reader)], response_class=PlainTextResponse)
 async def prometheus_metrics():
+    """Prometheus metrics (admin key or RIXIN_METRICS_TOKEN as a Bearer token)."""
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
