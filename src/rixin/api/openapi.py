@@ -71,6 +71,7 @@ STORED = obj("chat.completion", model=STR, choices={"type": "array"}, metadata=A
 LOG = obj("request_log", endpoint=STR, status=STR, created_at=INT)
 FEEDBACK = obj("feedback", completion_id=STR)
 TURN = obj("flywheel.turn", status=STR)
+RECIPE = obj("recipe", name=STR, source=STR, recipe=ANY_OBJ)
 USAGE = {"type": "object", "required": ["prompt_tokens", "total_tokens"],
          "properties": {"prompt_tokens": INT, "total_tokens": INT}}
 PAGE = {"has_more": BOOL}
@@ -144,6 +145,10 @@ OK: dict[tuple[str, str], dict] = {
     ("GET", "/v1/deployments/{name}/flywheel/turns"): listof(TURN, **PAGE),
     ("GET", "/v1/deployments/{name}/flywheel/turns/{turn_id}"): TURN,
     ("POST", "/v1/deployments/{name}/flywheel/export"): obj("flywheel.export", id_=False),
+    ("POST", "/v1/recipes"): RECIPE,
+    ("GET", "/v1/recipes"): listof(RECIPE, **PAGE),
+    ("GET", "/v1/recipes/{recipe_id}"): RECIPE,
+    ("DELETE", "/v1/recipes/{recipe_id}"): deleted("recipe.deleted"),
 }
 # answers that are not JSON objects: their media type is what is declared
 RAW = {("GET", "/metrics"): "text/plain", ("GET", "/v1/files/{file_id}/content"): "application/octet-stream"}
