@@ -9,7 +9,10 @@ from typing import Iterator
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from rixin.store.faults import storage_fault
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,13 +40,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends, rolled back on an exception."""
+        """A unit of work: committed when the block ends, rolled back on an exception.
+        A full disk or a store that refuses writes raises InsufficientStorage (507) or
+        StoreUnavailable (503), never a bare driver error (a generic 500)."""
         with self._sessions() as s:
             try:
                 yield s
                 s.commit()
-            except BaseException:
-                s.rollback()
+            except BaseException as e:
+                try:
+                    s.rollback()
+                except Exception:  # noqa: BLE001 - a dead connection: the fault below says why
+                    pass
+                fault = storage_fault(e) if isinstance(e, DBAPIError) else None
+                if fault is not None:
+                    raise fault from e
                 raise
 
     def dispose(self) -> None:
