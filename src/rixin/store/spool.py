@@ -20,6 +20,10 @@ class RowSpool:
     def __init__(self, directory: Path, model):
         self.directory, self.model = Path(directory), model
         self.columns = list(model.__table__.columns)
+        try:  # now, while the data directory takes writes: later it may be the thing failing
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
 
     def put(self, row) -> None:
         """Keep `row` (raises the storage fault when even the spool cannot be written)."""
