@@ -203,3 +203,25 @@ def test_atomic_write_leaves_no_tmp_and_its_tmp_is_swept_when_orphaned(tmp_path)
     (tmp_path / "shard-1.done.tmp").write_bytes(b"half")  # a killed job worker's
     assert sweep_unowned(tmp_path.glob("*.tmp")) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-0.done"]
+
+
+def test_platform_sweep_removes_orphaned_uploads_and_job_tmp_files_only(tmp_path):
+    from rixin.config import Settings
+    from rixin.platform import Platform
+    from rixin.store.artifacts import atomic_write
+
+    platform = Platform.open(Settings(data_dir=tmp_path / "data"))
+    try:
+        live = platform.artifacts.writer()
+        live.write(b"a live upload")
+        (platform.artifacts.tmp_dir / "orphan").write_bytes(b"x" * 1000)
+        shard_dir = platform.work_dir / "job-1"
+        shard_dir.mkdir(parents=True)
+        (shard_dir / "shard-3.out.jsonl.tmp").write_bytes(b"half a shard")
+        atomic_write(shard_dir / "shard-2.out.jsonl", b"done\n")
+        assert platform.sweep_partial() == 2
+        assert [p.name for p in platform.artifacts.tmp_dir.iterdir()] == [live.tmp.name]
+        assert sorted(p.name for p in shard_dir.iterdir()) == ["shard-2.out.jsonl"]
+        live.abort()
+    finally:
+        platform.db.dispose()
