@@ -161,9 +161,8 @@ def test_sweep_removes_only_files_no_live_writer_owns(tmp_path):
     live = store.writer()
     live.write(b"in progress")
     (store.tmp_dir / "left-by-a-dead-writer").write_bytes(b"partial")
-    old = store.tmp_dir / "old-and-dead"
-    old.write_bytes(b"partial")
-    assert store.sweep_tmp() == 2  # whatever their age: ownership decides, not mtime
+    (store.tmp_dir / "seconds-old-and-dead").write_bytes(b"partial")
+    assert store.sweep_tmp() == 2  # however fresh: ownership decides, not the age
     assert [p.name for p in store.tmp_dir.iterdir()] == [live.tmp.name]
     sha256, size = live.commit()
     assert store.path(sha256).read_bytes() == b"in progress" and size == 11
@@ -174,7 +173,6 @@ def test_sweep_removes_the_tmp_file_of_a_writer_killed_with_sigkill(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     from rixin.store.artifacts import ArtifactStore
 
