@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from rixin.store.faults import storage_fault
 
@@ -29,6 +30,7 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._probe: Engine | None = None
 
     def migrate(self) -> None:
         """Upgrade the schema to the newest migration (idempotent)."""
@@ -57,8 +59,23 @@ class Database:
                     raise fault from e
                 raise
 
+    def probe_engine(self) -> Engine:
+        """An engine without a pool, for health probes: each connection opens the database anew
+        and so sees what a new process would (a file made immutable, a server switched to
+        read-only), which pooled connections opened earlier may not. Short timeouts: a probe
+        must answer quickly."""
+        if self._probe is None:
+            if self.url.startswith("sqlite"):
+                self._probe = create_engine(self.url, poolclass=NullPool, connect_args={"timeout": 2})
+                event.listen(self._probe, "connect", _sqlite_pragmas)
+            else:
+                self._probe = create_engine(self.url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+        return self._probe
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._probe is not None:
+            self._probe.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -5,7 +5,6 @@ itself once they work."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import threading
@@ -15,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from rixin.errors import InsufficientStorage, RixinError
+from rixin.errors import InsufficientStorage, StoreUnavailable
 from rixin.store.db import Database
-from rixin.store.faults import FULL_MESSAGE, is_transient
+from rixin.store.faults import FULL_MESSAGE, is_transient, storage_fault
 
 MIN_FREE_BYTES = 1 << 20  # below this the data directory counts as full
 
@@ -57,31 +56,28 @@ class StoreHealth:
             if free_bytes(self.data_dir) < MIN_FREE_BYTES:
                 return Verdict(InsufficientStorage.code, FULL_MESSAGE)
         except OSError as e:
-            return Verdict("store_unavailable", f"The data directory cannot be examined: {e.strerror}.")
+            return Verdict(StoreUnavailable.code, f"The data directory cannot be examined: {e.strerror}.")
         try:
             self._write_probe()
         except Exception as e:  # noqa: BLE001 - whatever stops the write is the verdict
             if is_transient(e):  # busy with another writer is not down: keep the last verdict
                 return self._verdict
-            if isinstance(e, RixinError):
-                return Verdict(e.code, e.message)
-            return Verdict("store_unavailable", f"The database write probe failed: {type(e).__name__}: {e}")
+            fault = storage_fault(e) or StoreUnavailable(f"The database write probe failed: {e}")
+            if self._verdict.code is None:
+                # Pooled connections opened before the change may still write (SQLite through
+                # an open file, PostgreSQL in a session begun read-write): reopen them, so that
+                # requests meet the same refusal as the probe and answer 503 / 507 too.
+                self.db.engine.dispose()
+            return Verdict(fault.code, fault.message)
         return Verdict()
 
     def _write_probe(self) -> None:
-        """Insert and delete a row in one committed transaction: no reader ever sees it, yet
-        the database must really write (a no-op UPDATE writes nothing in SQLite). The
-        alembic_version table exists in every migrated database; no migration needed."""
+        """Insert and delete a row in one committed transaction on a fresh connection: no
+        reader ever sees it, yet the database must really write (a no-op UPDATE writes
+        nothing in SQLite). alembic_version exists in every migrated database: no migration."""
         marker = "probe-" + secrets.token_hex(8)
-        with self.db.session() as s:
-            if self.db.engine.dialect.name == "sqlite":
-                s.execute(text("PRAGMA busy_timeout = 2000"))  # a busy database answers quickly
-            else:
-                s.execute(text("SET LOCAL lock_timeout = '2s'"))
-            try:
-                s.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": marker})
-                s.execute(text("DELETE FROM alembic_version WHERE version_num = :v"), {"v": marker})
-            finally:
-                if self.db.engine.dialect.name == "sqlite":  # back to db.py's connect timeout
-                    with contextlib.suppress(Exception):
-                        s.execute(text("PRAGMA busy_timeout = 30000"))
+        with self.db.probe_engine().begin() as conn:
+            if conn.dialect.name != "sqlite":
+                conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": marker})
+            conn.execute(text("DELETE FROM alembic_version WHERE version_num = :v"), {"v": marker})
