@@ -125,3 +125,101 @@ def test_admin_key_bootstrap_is_idempotent(db):
     assert tenancy.ensure_admin_key("rx-boot") is True
     assert tenancy.ensure_admin_key("rx-boot") is False
     assert tenancy.authenticate("rx-boot").is_admin and tenancy.has_admin_key()
+
+
+# --- storage faults and partial files (issue 18, findings 8 and 9) ---------------------------
+
+def test_storage_faults_are_classified():
+    import errno
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from rixin.errors import InsufficientStorage, StoreUnavailable
+    from rixin.store.faults import storage_fault
+
+    def sqlite_error(message, name):
+        e = sqlite3.OperationalError(message)
+        e.sqlite_errorname = name
+        return OperationalError("INSERT …", {}, e)
+
+    assert isinstance(storage_fault(OSError(errno.ENOSPC, "No space left on device")), InsufficientStorage)
+    assert isinstance(storage_fault(OSError(errno.EROFS, "Read-only file system")), StoreUnavailable)
+    assert storage_fault(OSError(errno.ENOENT, "No such file")) is None
+    assert isinstance(storage_fault(sqlite_error("database or disk is full", "SQLITE_FULL")), InsufficientStorage)
+    ro = storage_fault(sqlite_error("attempt to write a readonly database", "SQLITE_READONLY"))
+    assert isinstance(ro, StoreUnavailable) and ro.status == 503 and ro.should_retry
+    assert isinstance(storage_fault(sqlite_error("disk I/O error", "SQLITE_IOERR_WRITE")), StoreUnavailable)
+    assert storage_fault(sqlite_error("no such table: x", "SQLITE_ERROR")) is None
+    assert storage_fault(ValueError("x")) is None
+
+
+def test_sweep_removes_only_files_no_live_writer_owns(tmp_path):
+    from rixin.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    live = store.writer()
+    live.write(b"in progress")
+    (store.tmp_dir / "left-by-a-dead-writer").write_bytes(b"partial")
+    (store.tmp_dir / "seconds-old-and-dead").write_bytes(b"partial")
+    assert store.sweep_tmp() == 2  # however fresh: ownership decides, not the age
+    assert [p.name for p in store.tmp_dir.iterdir()] == [live.tmp.name]
+    sha256, size = live.commit()
+    assert store.path(sha256).read_bytes() == b"in progress" and size == 11
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_sweep_removes_the_tmp_file_of_a_writer_killed_with_sigkill(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from rixin.store.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    code = ("import sys, time; from pathlib import Path; from rixin.store.artifacts import ArtifactStore\n"
+            "w = ArtifactStore(Path(sys.argv[1])).writer(); w.write(b'x' * 4096); w.file.flush()\n"
+            "print(w.tmp.name, flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(store.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        name = child.stdout.readline().strip()
+        assert store.sweep_tmp() == 0 and (store.tmp_dir / name).exists()  # another process owns it
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        assert store.sweep_tmp() == 1 and not (store.tmp_dir / name).exists()
+    finally:
+        child.kill()
+        child.wait(10)
+
+
+def test_atomic_write_leaves_no_tmp_and_its_tmp_is_swept_when_orphaned(tmp_path):
+    from rixin.store.artifacts import atomic_write, sweep_unowned
+
+    target = tmp_path / "shard-0.done"
+    atomic_write(target, b"12")
+    assert target.read_bytes() == b"12" and sorted(p.name for p in tmp_path.iterdir()) == ["shard-0.done"]
+    (tmp_path / "shard-1.done.tmp").write_bytes(b"half")  # a killed job worker's
+    assert sweep_unowned(tmp_path.glob("*.tmp")) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-0.done"]
+
+
+def test_platform_sweep_removes_orphaned_uploads_and_job_tmp_files_only(tmp_path):
+    from rixin.config import Settings
+    from rixin.platform import Platform
+    from rixin.store.artifacts import atomic_write
+
+    platform = Platform.open(Settings(data_dir=tmp_path / "data"))
+    try:
+        live = platform.artifacts.writer()
+        live.write(b"a live upload")
+        (platform.artifacts.tmp_dir / "orphan").write_bytes(b"x" * 1000)
+        shard_dir = platform.work_dir / "job-1"
+        shard_dir.mkdir(parents=True)
+        (shard_dir / "shard-3.out.jsonl.tmp").write_bytes(b"half a shard")
+        atomic_write(shard_dir / "shard-2.out.jsonl", b"done\n")
+        assert platform.sweep_partial() == 2
+        assert [p.name for p in platform.artifacts.tmp_dir.iterdir()] == [live.tmp.name]
+        assert sorted(p.name for p in shard_dir.iterdir()) == ["shard-2.out.jsonl"]
+        live.abort()
+    finally:
+        platform.db.dispose()

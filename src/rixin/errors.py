@@ -98,3 +98,23 @@ class EngineUnavailable(RixinError):
     type = "server_error"
     code = "engine_unavailable"
     should_retry = True
+
+
+class StoreUnavailable(RixinError):
+    """The metadata or artifact store refuses writes (read-only, locked, unreachable) or
+    cannot be read; nothing was changed and the request may be retried once it recovers."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+    should_retry = True
+
+
+class InsufficientStorage(RixinError):
+    """The disk (or the database's disk) is full: nothing was kept. Retrying does not help
+    until an operator frees space, so clients are told not to retry."""
+
+    status = 507
+    type = "server_error"
+    code = "insufficient_storage"
+    should_retry = False

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from rixin.config import Settings
 from rixin.data.datasets import Datasets
@@ -16,13 +17,15 @@ from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.jobs.store import JobStore
 from rixin.models.registry import Registry
-from rixin.store.artifacts import ArtifactStore
+from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
 from rixin.store.files import Files
+from rixin.store.health import StoreHealth
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 
 log = logging.getLogger("rixin")
+SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
 
 
 @dataclass
@@ -41,8 +44,10 @@ class Platform:
     request_logs: object | None = None  # flywheel.logs.RequestLogs
     feedback: object | None = None  # flywheel.feedback.FeedbackStore
     pool: object | None = None  # engines.pool.EnginePool once Ray is up
+    storage: StoreHealth | None = None  # whether the store takes writes (for /health)
     ready: bool = False
     ready_error: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
@@ -52,10 +57,11 @@ class Platform:
         db.migrate()
         artifacts = ArtifactStore(settings.data_dir / "artifacts")
         files = Files(db, artifacts)
-        registry, writer = Registry(db), LogWriter(db)
+        registry, writer = Registry(db), LogWriter(db, spool_dir=settings.data_dir / "spool" / "request_logs")
         logs = RequestLogs(db, writer)
         return cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
-                   JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs, FeedbackStore(db, logs))
+                   JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs, FeedbackStore(db, logs),
+                   storage=StoreHealth(db, settings.data_dir))
 
     @property
     def work_dir(self):
@@ -63,11 +69,36 @@ class Platform:
         return self.settings.data_dir / "jobs"
 
     def start_compute(self) -> None:
-        """Start (or join) Ray and the engine pool."""
+        """Start (or join) Ray and the engine pool, after sweeping what killed writers left;
+        then keep sweeping in the background and start the request-log writer (which replays
+        rows a previous run had to spool)."""
         from rixin.engines.pool import EnginePool
 
+        self.sweep_partial()
+        threading.Thread(target=self._housekeeping, name="rixin-sweep", daemon=True).start()
+        self.log_writer.start()
         self.start_ray()
         self.pool = EnginePool(self.settings)
+
+    def sweep_partial(self) -> int:
+        """Remove partial files no live process owns: artifact uploads and writes cut short
+        (artifacts/tmp), jobs' half-written outputs and spooled rows (`*.tmp` files, written by
+        store.artifacts.atomic_write). Ownership is
+        the writer's flock, so a live upload of this process or of a CLI stays untouched."""
+        removed = self.artifacts.sweep_tmp()
+        for root in (self.work_dir, self.settings.data_dir / "spool"):
+            if root.is_dir():
+                removed += sweep_unowned(p for p in root.rglob("*.tmp") if p.is_file())
+        if removed:
+            log.info("removed %d partial files left by interrupted writers", removed)
+        return removed
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(SWEEP_EVERY_S):
+            try:
+                self.sweep_partial()
+            except OSError as e:  # a full or failing disk: the next round tries again
+                log.warning("sweeping partial files failed: %s", e)
 
     def start_ray(self) -> None:
         """Join --ray-address, or start a local Ray whose every port binds 127.0.0.1."""
@@ -91,6 +122,7 @@ class Platform:
     def close(self) -> None:
         import ray
 
+        self._stop.set()
         if self.log_writer is not None:
             self.log_writer.close()  # acknowledged request logs reach the database first
         if ray.is_initialized():

@@ -8,9 +8,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from rixin.errors import RixinError
+from rixin.store.faults import storage_fault
 
 log = logging.getLogger("rixin.api")
 
@@ -159,6 +161,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(message, "invalid_request_error", None, None),
                             status_code=exc.status_code,
                             headers={"x-should-retry": "false", **(exc.headers or {})})
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(DBAPIError)
+    async def _storage(_request: Request, exc: Exception):
+        """A full disk (507) or a store refusing writes (503) that no service translated;
+        anything else stays the generic 500 below."""
+        fault = storage_fault(exc)
+        if fault is None:
+            raise exc
+        log.warning("storage fault: %s", exc)
+        return rixin_error_response(fault)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):

@@ -51,16 +51,21 @@ class Datasets:
         if count == 0:
             raise InvalidRequest("The files hold no records.", param="files")
         dataset = Dataset(id=new_id("ds"), project_id=caller.project_id, name=name)
-        with self.db.session() as s:
-            s.add(dataset)
         version = self.add_version(dataset.id, None, "create",
                                    {"files": file_ids, "text_split": text_split}, sha256, count,
-                                   _format_of(formats), {"records_per_format": dict(formats)})
+                                   _format_of(formats), {"records_per_format": dict(formats)},
+                                   new_dataset=dataset)
         return dataset, version
 
     def add_version(self, dataset_id: str, parent: DatasetVersion | None, operation: str, params: dict,
-                    sha256: str, records: int, fmt: str, report: dict) -> DatasetVersion:
+                    sha256: str, records: int, fmt: str, report: dict, *,
+                    new_dataset: Dataset | None = None) -> DatasetVersion:
+        """Add the next version; with `new_dataset`, the dataset row too, in the same
+        transaction (a failed write never leaves a dataset without its version 1)."""
         with self.db.session() as s:
+            if new_dataset is not None:
+                s.add(new_dataset)
+                s.flush()
             number = (s.scalar(select(func.max(DatasetVersion.version))
                                .where(DatasetVersion.dataset_id == dataset_id)) or 0) + 1
             version = DatasetVersion(id=new_id("dsv"), dataset_id=dataset_id, version=number,

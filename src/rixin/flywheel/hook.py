@@ -17,7 +17,8 @@ def track(platform, caller: Caller, resolved: Resolved, body, *, cid: str, endpo
           events: AsyncIterator[tuple[int, Chunk]], respond: Callable[[list[Collected]], dict],
           prompt_text: str) -> AsyncIterator[tuple[int, Chunk]]:
     """`events`, logged if the deployment's policy or the request's `store` says so."""
-    policy = policy_for(resolved.deployment, getattr(body, "store", None))
+    store = bool(getattr(body, "store", None))
+    policy = policy_for(resolved.deployment, store)
     if policy is None:
         return events
     deployment = resolved.deployment
@@ -26,10 +27,14 @@ def track(platform, caller: Caller, resolved: Resolved, body, *, cid: str, endpo
                       endpoint=endpoint, policy=policy, redact_pii=bool(deployment and deployment.redact_pii),
                       request=body.model_dump(mode="json", exclude_none=True),
                       meta=dict(getattr(body, "metadata", None) or {}), user=body.user)
-    return _logged(events, n, pending, platform.log_writer, respond, prompt_text)
+    return _logged(events, n, pending, platform.log_writer, respond, prompt_text, durable=store)
 
 
-async def _logged(events, n: int, pending: Pending, writer, respond, prompt_text: str):
+async def _logged(events, n: int, pending: Pending, writer, respond, prompt_text: str, *, durable: bool):
+    """Pass the chunks on; when they end, log the row. A completed answer the client asked to
+    store (`durable`) ends only once its row is committed: the writer's error (503 / 507)
+    surfaces here instead, so a non-streamed request fails rather than answering 200, and a
+    stream ends with an error event instead of its usage chunk and [DONE]."""
     out = [Collected() for _ in range(n)]
     status = "failed"
     try:
@@ -44,5 +49,9 @@ async def _logged(events, n: int, pending: Pending, writer, respond, prompt_text
         await events.aclose()
         response = respond(out)  # partial for a failed or cancelled request
         answer = "\n".join(c.text for c in out)
-        writer.submit(pending.row(status, response, prompt_text, answer,
-                                  sum(c.prompt_tokens for c in out), sum(c.completion_tokens for c in out)))
+        row = pending.row(status, response, prompt_text, answer,
+                          sum(c.prompt_tokens for c in out), sum(c.completion_tokens for c in out))
+        if not (durable and status == "completed"):
+            writer.submit(row)  # not acknowledged as stored (or not asked to be): best effort
+    if durable:  # completed: shielded, a client leaving now must not cancel a commit under way
+        await asyncio.shield(asyncio.wrap_future(writer.submit(row, durable=True)))

@@ -1,32 +1,82 @@
 """The artifact store: content-addressed files under <data_dir>/artifacts.
 
 Every write goes to a temporary file in the same filesystem, is hashed while written,
-fsynced, then renamed into place, so a reader never sees a partial file and a killed
-writer leaves only a temporary file that the next start sweeps away.
+fsynced, then renamed into place, so a reader never sees a partial file.
+
+A temporary file is owned by the process writing it through an exclusive flock(2) held for
+as long as it is open. The kernel drops the lock when its owner dies (kill -9 included), so
+a sweep can remove exactly the temporary files nobody owns — at start-up every leftover,
+while running any leftover of a dead job worker or CLI — without guessing from ages, and
+without touching a live upload of this or another process.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
-import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterable
 
-from rixin.errors import PayloadTooLarge
+from rixin.errors import PayloadTooLarge, RixinError, StoreUnavailable
+from rixin.store.faults import REFUSED_MESSAGE, storage_fault
+
+
+def _as_fault(e: OSError) -> RixinError:
+    """An OSError of a store write as the 507/503 the client gets."""
+    return storage_fault(e) or StoreUnavailable(REFUSED_MESSAGE.format(why=e.strerror or str(e)))
+
+
+def open_owned(make_path: Callable[[], Path]) -> tuple[Path, BinaryIO]:
+    """Create a temporary file and take its ownership lock. A sweep that removed it between
+    the create and the lock leaves it unlinked (st_nlink == 0): then try a new one."""
+    while True:
+        path = make_path()
+        f = path.open("wb")
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        if os.fstat(f.fileno()).st_nlink:
+            return path, f
+        f.close()
+
+
+def sweep_unowned(paths: Iterable[Path]) -> int:
+    """Remove the regular files among `paths` that no live process holds the lock of."""
+    removed = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block
+        except OSError:  # gone meanwhile, a link or a directory: not ours to judge
+            continue
+        try:
+            if not os.path.isfile(path):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer owns it
+        else:
+            # unlinked while we hold the lock, so a writer racing us sees st_nlink == 0
+            path.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 class ArtifactWriter:
-    """Write bytes incrementally; `commit()` makes them an artifact, `abort()` drops them."""
+    """Write bytes incrementally; `commit()` makes them an artifact, `abort()` drops them.
+    A full disk raises InsufficientStorage (507), a refusing one StoreUnavailable (503),
+    and in either case the temporary file is gone."""
 
     def __init__(self, store: "ArtifactStore", limit: int | None = None):
         self.store, self.limit = store, limit
-        self.tmp = store.root / "tmp" / uuid.uuid4().hex
-        self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.file: BinaryIO = self.tmp.open("wb")
         self.hash = hashlib.sha256()
-        self.size = 0
+        self.size, self.sealed = 0, False
+        try:
+            store.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp, self.file = open_owned(lambda: store.tmp_dir / uuid.uuid4().hex)
+        except OSError as e:
+            raise _as_fault(e) from e
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -36,24 +86,46 @@ class ArtifactWriter:
                                   f"({self.limit / 2**20:.0f} MiB). Split the file or raise "
                                   "the server's file size limit.")
         self.hash.update(data)
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as e:
+            self.abort()
+            raise _as_fault(e) from e
+
+    def seal(self) -> None:
+        """Make the written bytes durable in the temporary file (commit does it if not done)."""
+        if self.sealed:
+            return
+        try:
+            self.file.flush()  # buffered bytes: a full disk may only show here
+            os.fsync(self.file.fileno())
+        except OSError as e:
+            self.abort()
+            raise _as_fault(e) from e
+        self.sealed = True
 
     def commit(self) -> tuple[str, int]:
         """(sha256, size) of the stored artifact."""
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        self.seal()
         digest = self.hash.hexdigest()
         final = self.store.path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.tmp, final)  # same content, same name: replacing is harmless
-        fsync_path(final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, final)  # same content, same name: replacing is harmless
+            fsync_path(final.parent)
+        except OSError as e:
+            self.abort()
+            raise _as_fault(e) from e
+        self.file.close()
         return digest, self.size
 
     def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)  # still holding the lock: no sweep races us
         if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
+            try:
+                self.file.close()
+            except OSError:  # flushing the buffer into a full disk: the file is gone anyway
+                pass
 
     def __enter__(self) -> "ArtifactWriter":
         return self
@@ -66,7 +138,11 @@ class ArtifactWriter:
 class ArtifactStore:
     def __init__(self, root: Path):
         self.root = Path(root)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
 
     def path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256
@@ -82,15 +158,11 @@ class ArtifactStore:
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
-    def sweep_tmp(self, older_than_s: float = 3600) -> int:
-        """Remove temporary files left by writers that died (called at start-up); recent ones
-        may belong to a live writer in another process (the CLI), so they stay."""
-        removed, now = 0, time.time()
-        for leftover in (self.root / "tmp").iterdir():
-            if now - leftover.stat().st_mtime > older_than_s:
-                leftover.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def sweep_tmp(self) -> int:
+        """Remove every temporary file that no live writer owns (left by a killed one)."""
+        if not self.tmp_dir.is_dir():
+            return 0
+        return sweep_unowned(self.tmp_dir.iterdir())
 
 
 def fsync_path(path: Path) -> None:
@@ -103,10 +175,17 @@ def fsync_path(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old bytes or the new, never a part."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace `path` with `data` so that readers see the old bytes or the new, never a part.
+    The `<name>.tmp` file is owned (locked) while written, so `sweep_unowned` removes it only
+    once its writer is dead."""
+    tmp, f = open_owned(lambda: path.with_name(path.name + ".tmp"))
+    try:
+        with f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            os.replace(tmp, path)
+        fsync_path(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _as_fault(e) from e

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import func, select, tuple_
 
 from rixin.errors import InvalidRequest, NotFound
-from rixin.store.artifacts import ArtifactStore
+from rixin.store.artifacts import ArtifactStore, ArtifactWriter
 from rixin.store.db import Database
-from rixin.store.schema import File
+from rixin.store.schema import DatasetVersion, EvalRun, File
 from rixin.store.tenancy import Caller, new_id
 
 UPLOAD_PURPOSES = ("fine-tune", "batch", "evals", "user_data", "raw")
@@ -35,6 +36,24 @@ def check_filename(filename: str | None) -> str:
 class Files:
     def __init__(self, db: Database, artifacts: ArtifactStore):
         self.db, self.artifacts = db, artifacts
+        # Publishing bytes + writing their row, and deleting a row + its unshared bytes, are
+        # serialized so that a cleanup never removes bytes another upload is registering.
+        self._publish = threading.Lock()
+
+    def add(self, caller: Caller, writer: ArtifactWriter, *, filename: str, purpose: str) -> File:
+        """Commit an uploaded artifact and register it as a file, all or nothing: if the row
+        cannot be written (disk full, database refusing writes), bytes that no other file
+        shares are removed again, so neither a row without bytes nor stray bytes remain."""
+        writer.seal()  # the slow part (fsync), outside the lock
+        with self._publish:
+            existed = self.artifacts.path(writer.hash.hexdigest()).exists()
+            sha256, size = writer.commit()
+            try:
+                return self.record(caller, filename=filename, purpose=purpose, sha256=sha256, size=size)
+            except BaseException:
+                if not existed:  # bytes of an older file stay: its row points at them
+                    self.artifacts.delete(sha256)
+                raise
 
     def record(self, caller: Caller, *, filename: str, purpose: str, sha256: str, size: int,
                status_details: str | None = None) -> File:
@@ -76,10 +95,18 @@ class Files:
 
     def delete(self, caller: Caller, file_id: str) -> File:
         row = self.get(caller, file_id)
-        with self.db.session() as s:
-            s.delete(s.get(File, row.id))
-            s.flush()
-            still_used = s.scalar(select(func.count()).select_from(File).where(File.sha256 == row.sha256))
-        if not still_used:  # content-addressed: other files may share these bytes
-            self.artifacts.delete(row.sha256)
+        with self._publish:
+            with self.db.session() as s:
+                s.delete(s.get(File, row.id))
+                s.flush()
+                still_used = _references(s, row.sha256)
+            if not still_used:  # content-addressed: other files, versions, results may share these bytes
+                self.artifacts.delete(row.sha256)
         return row
+
+
+def _references(s, sha256: str) -> int:
+    """Rows that point at the artifact `sha256` (files, dataset versions, eval results)."""
+    return sum(s.scalar(select(func.count()).select_from(table).where(column == sha256))
+               for table, column in ((File, File.sha256), (DatasetVersion, DatasetVersion.sha256),
+                                     (EvalRun, EvalRun.results_sha256)))

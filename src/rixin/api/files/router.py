@@ -36,9 +36,9 @@ async def upload_file(request: Request, platform: Platform = Depends(get_platfor
     except RixinError:
         upload.abort()
         raise
-    sha256, size = await run_in_threadpool(upload.writer.commit)
-    row = await run_in_threadpool(platform.files.record, caller, filename=filename, purpose=purpose,
-                                  sha256=sha256, size=size)
+    # all or nothing: a full disk (507) or a database refusing writes (503) leaves no bytes, no row
+    row = await run_in_threadpool(platform.files.add, caller, upload.writer, filename=filename,
+                                  purpose=purpose)
     return file_object(row)
 
 

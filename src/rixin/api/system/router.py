@@ -19,11 +19,17 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(platform: Platform = Depends(get_platform)):
-    """200 once the bundled chat model answers (readiness); 503 while it is loading."""
-    if platform.ready:
-        return {"status": "ok", "version": __version__}
-    return JSONResponse({"status": "starting", "version": __version__, "detail": platform.ready_error},
-                        status_code=503)
+    """200 once the bundled chat model answers and the store takes writes (readiness); 503
+    while the model is loading, or while the disk is full or the database refuses writes
+    (`code` says which; a write probe, at most every 2 s, notices the recovery)."""
+    if not platform.ready:
+        return JSONResponse({"status": "starting", "version": __version__, "detail": platform.ready_error},
+                            status_code=503)
+    store = await run_in_threadpool(platform.storage.check)
+    if store.code is not None:
+        return JSONResponse({"status": "unavailable", "version": __version__, "code": store.code,
+                             "detail": store.detail}, status_code=503)
+    return {"status": "ok", "version": __version__}
 
 
 async def metrics_reader(request: Request, platform: Platform = Depends(get_platform)) -> None:
