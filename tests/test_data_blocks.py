@@ -29,7 +29,7 @@ from data_corpus import (
     near_copy,
 )
 
-from rixin.data.blocks import Doc, apply_blocks
+from rixin.data.blocks import Doc, apply_blocks, registered
 from rixin.data.blocks.language import LANGUAGE_CODES, LanguageConfig, LanguageFilter, model_languages
 from rixin.data.blocks.normalize import Normalize, NormalizeConfig
 from rixin.data.blocks.pii import PiiRedactor
@@ -303,6 +303,15 @@ def test_default_recipe_loads_with_every_step() -> None:
     # the packaged file spells out the defaults: it validates to the same thing as no file at all
     named = {"name", "description"}
     assert recipe.model_dump(exclude=named) == Recipe().model_dump(exclude=named)
+    # every block is declared in its own module, next to its config, and found by the registry
+    specs = registered()
+    assert list(specs) == ["normalize", "quality", "language", "words", "pii"]
+    for name, spec in specs.items():
+        assert spec.config.__module__ == spec.build.__module__ == f"rixin.data.blocks.{name}"
+        assert Recipe.model_fields[name].annotation is spec.config
+        for setting in spec.reasons.values():  # a setting the report names is a real one
+            section, _, field = setting.partition(".")
+            assert section.split(" ")[0] == name and field.split(" ")[0] in ("", *spec.config.model_fields)
 
 
 def _error(data: object) -> InvalidRequest:
