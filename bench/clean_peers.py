@@ -31,11 +31,12 @@ def run_rixin(ids: list[str], texts: list[str], profile: str | None = None) -> d
 
     import numpy as np
 
-    from rixin.data.blocks import Doc, Normalize
+    from rixin.data.blocks import Doc
+    from rixin.data.blocks.language import LanguageFilter
+    from rixin.data.blocks.normalize import Normalize
+    from rixin.data.blocks.pii import PiiRedactor
+    from rixin.data.blocks.quality import QualityFilter
     from rixin.data.dedup import exact_duplicates, minhash_signature, near_duplicate_groups, normalized_hash
-    from rixin.data.langid import LanguageFilter
-    from rixin.data.pii import PiiRedactor
-    from rixin.data.quality import QualityFilter
     from rixin.data.recipe import packaged_recipe
 
     recipe = packaged_recipe("default")

@@ -29,7 +29,12 @@ from data_corpus import (
     near_copy,
 )
 
-from rixin.data.blocks import Doc, Normalize, WordList, apply_blocks
+from rixin.data.blocks import Doc, apply_blocks, registered
+from rixin.data.blocks.language import LANGUAGE_CODES, LanguageConfig, LanguageFilter, model_languages
+from rixin.data.blocks.normalize import Normalize, NormalizeConfig
+from rixin.data.blocks.pii import PiiRedactor
+from rixin.data.blocks.quality import QualityFilter
+from rixin.data.blocks.words import WordList, WordsConfig
 from rixin.data.dedup import (
     exact_duplicates,
     lsh_bands,
@@ -38,15 +43,9 @@ from rixin.data.dedup import (
     near_duplicate_groups,
     normalized_hash,
 )
-from rixin.data.langid import LanguageFilter, model_languages
-from rixin.data.pii import PiiRedactor, redact
-from rixin.data.quality import QualityFilter
+from rixin.data.pii import redact
 from rixin.data.recipe import (
-    LANGUAGE_CODES,
-    LanguageConfig,
-    NormalizeConfig,
     Recipe,
-    WordsConfig,
     build_blocks,
     packaged_recipe,
     packaged_recipes,
@@ -304,6 +303,15 @@ def test_default_recipe_loads_with_every_step() -> None:
     # the packaged file spells out the defaults: it validates to the same thing as no file at all
     named = {"name", "description"}
     assert recipe.model_dump(exclude=named) == Recipe().model_dump(exclude=named)
+    # every block is declared in its own module, next to its config, and found by the registry
+    specs = registered()
+    assert list(specs) == ["normalize", "quality", "language", "words", "pii"]
+    for name, spec in specs.items():
+        assert spec.config.__module__ == spec.build.__module__ == f"rixin.data.blocks.{name}"
+        assert Recipe.model_fields[name].annotation is spec.config
+        for setting in spec.reasons.values():  # a setting the report names is a real one
+            section, _, field = setting.partition(".")
+            assert section.split(" ")[0] == name and field.split(" ")[0] in ("", *spec.config.model_fields)
 
 
 def _error(data: object) -> InvalidRequest:
@@ -447,11 +455,13 @@ def test_word_shaped_gibberish_is_removed_and_other_text_is_not(prose) -> None:
 def test_every_text_field_of_every_record_format_is_redacted() -> None:
     """Chat (string and content-part) messages, prompt/completion and both sides of a
     preference pair: PII in any of them is redacted, not only in 'text'."""
-    from rixin.data.clean import TRANSFORMS, clean_record
+    from rixin.data.clean import clean_record
+    from rixin.data.recipe import text_transforms
 
     recipe = parse_recipe({"steps": ["normalize", "pii"]})
     blocks = build_blocks(recipe)
-    transforms = [b for b, step in zip(blocks, recipe.doc_steps) if step in TRANSFORMS]
+    transforms = text_transforms(recipe, blocks)
+    assert [b.name for b in transforms] == ["normalize", "pii"]
     mail = "a.b@example.com"
     records = [
         {"id": "c", "messages": [{"role": "user", "content": [{"type": "text", "text": f"mail {mail}"}]},

@@ -23,6 +23,15 @@ class RixinError(Exception):
             self.code = code
 
 
+class Cancelled(Exception):
+    """Raised inside a job when its row says it was cancelled (not a RixinError: it is control
+    flow that the job runner catches, never an answer to a request)."""
+
+
+class Paused(Exception):
+    """Raised by a job that stopped at a checkpoint on request; it resumes when queued again."""
+
+
 class InvalidRequest(RixinError):
     status = 400
     type = "invalid_request_error"

@@ -11,11 +11,15 @@ import threading
 from dataclasses import dataclass, field
 
 from rixin.config import Settings
+from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
+from rixin.evals.job import run_eval
 from rixin.flywheel.deployments import Deployments
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
+from rixin.jobs.runner import Handler
 from rixin.jobs.store import JobStore
+from rixin.label.job import run_label
 from rixin.models.registry import Registry
 from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
@@ -23,9 +27,16 @@ from rixin.store.files import Files
 from rixin.store.health import StoreHealth
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
+from rixin.train.job import run_fine_tune
 
 log = logging.getLogger("rixin")
 SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
+
+# Job kind → its handler: the one table of kinds, kept here at the composition root so that
+# jobs/ (generic machinery: rows, claiming, the runner) imports no domain room. A new kind is
+# one line here; the gateway's runner and the CLI's inline runs both read this table.
+JOB_KINDS: dict[str, Handler] = {"clean": run_clean, "eval": run_eval, "fine_tune": run_fine_tune,
+                                 "label": run_label}
 
 
 @dataclass

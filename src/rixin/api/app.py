@@ -32,7 +32,7 @@ from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.console.router import router as console_router
 from rixin.flywheel.turn import TurnDriver
-from rixin.jobs.kinds import HANDLERS
+from rixin.platform import JOB_KINDS as HANDLERS
 from rixin.jobs.runner import JobRunner
 from rixin.platform import Platform
 

@@ -122,7 +122,7 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
     def clean(dataset, project, recipe, version, resume, shard_size, data_dir):
         """Clean a dataset version into a new version, with live progress."""
         from rixin.data.clean import submit_clean
-        from rixin.jobs.kinds import HANDLERS
+        from rixin.platform import JOB_KINDS as HANDLERS
 
         platform = open_platform(data_dir)
         caller = project_caller(platform, project)

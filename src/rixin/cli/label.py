@@ -77,7 +77,7 @@ def register_run(label: click.Group, open_platform, data_dir_option, cli_errors)
     @cli_errors
     def run(dataset, task_file, project, version, resume, shard_size, data_dir):
         """Label DATASET into a new version; items below the threshold go to review."""
-        from rixin.jobs.kinds import HANDLERS
+        from rixin.platform import JOB_KINDS as HANDLERS
         from rixin.label.job import submit_label
 
         platform = open_platform(data_dir)

@@ -22,7 +22,7 @@ import numpy as np
 
 from rixin.data.blocks import Doc, apply_blocks
 from rixin.data.records import iter_jsonl, text_fields
-from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for
+from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for, text_transforms
 from rixin.data.recipe_store import RecipeStore
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
@@ -31,7 +31,6 @@ from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 2000
-TRANSFORMS = ("normalize", "pii")  # blocks that rewrite text (applied to every field of a record)
 
 
 def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict | None,
@@ -78,7 +77,7 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
     recipe = parse_recipe(recipe_data)
     shard = Path(work) / "shards" / f"{row['index']:05d}"
     blocks = build_blocks(recipe)
-    transforms = [b for b, step in zip(blocks, recipe.doc_steps) if step in TRANSFORMS]
+    transforms = text_transforms(recipe, blocks)
     report = Report(samples_per_reason=recipe.samples_per_reason)
     signatures, lines = [], []
     for record in iter_jsonl(shard.with_suffix(".in.jsonl")):

@@ -35,6 +35,8 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import rensa
 
+from rixin.data.text import split_words
+
 MINHASH_ALGORITHM = f"rensa.RMinHash/v{rensa.RMinHash.ALGORITHM_VERSION}/word-or-char-shingles"
 MIN_P_AT_THRESHOLD = 0.999  # P(a pair exactly at the threshold is an LSH candidate)
 EMPTY_SLOT = np.uint32(0xFFFFFFFF)  # the value of every slot of a text with no shingles
@@ -73,8 +75,6 @@ def shingles(text: str, ngram: int = 5, unit: str = "word") -> list[str]:
         units: list[str] = list(norm)
         join = ""
     else:
-        from rixin.data.quality import split_words
-
         units, join = split_words(norm), " "
     if len(units) <= ngram:
         return [join.join(units)] if units else []

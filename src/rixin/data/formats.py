@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rixin.data.format_rules import (_MISSING, _check_message, _check_message_list, _check_tools, _kind,
-                                     _show, _unknown_keys)
+from rixin.data.format_rules import (MISSING, check_message, check_message_list, check_tools, json_kind,
+                                     show, unknown_keys)
 from rixin.errors import InvalidRequest
 
 # Every code a Problem can carry; docs/fine-tuning-data.md explains each (a test keeps them equal).
@@ -130,12 +130,12 @@ class _Report:
 
 
 def _check_chat(obj: dict, report: _Report) -> None:
-    messages = obj.get("messages", _MISSING)
-    _unknown_keys(obj, CHAT_KEYS, "", "a chat example", report)
-    _check_tools(obj, "", report)
-    if not _check_message_list(messages, "messages", ("missing_messages", "invalid_messages"), report):
+    messages = obj.get("messages", MISSING)
+    unknown_keys(obj, CHAT_KEYS, "", "a chat example", report)
+    check_tools(obj, "", report)
+    if not check_message_list(messages, "messages", ("missing_messages", "invalid_messages"), report):
         return
-    roles = [_check_message(m, f"messages[{i}]", report, allow_weight=True)
+    roles = [check_message(m, f"messages[{i}]", report, allow_weight=True)
              for i, m in enumerate(messages)]
     assistants = [m for m, role in zip(messages, roles) if role == "assistant"]
     if not assistants:
@@ -149,52 +149,52 @@ def _check_chat(obj: dict, report: _Report) -> None:
 
 def _check_output(obj: dict, key: str, report: _Report) -> None:
     """preferred_output / non_preferred_output: a non-empty list of assistant messages."""
-    output = obj.get(key, _MISSING)
+    output = obj.get(key, MISSING)
     shape = '[{"role": "assistant", "content": "..."}]'
-    if output is _MISSING or output is None:
+    if output is MISSING or output is None:
         report("invalid_preference_example", key, f"'{key}' is missing; give the assistant "
                f"answer as a list, e.g. {shape}.")
         return
     if not isinstance(output, list) or not output:
-        got = _kind(output) if output != [] else "an empty list"
+        got = json_kind(output) if output != [] else "an empty list"
         report("invalid_preference_example", key, f"'{key}' must be a non-empty list of assistant "
                f"messages, e.g. {shape}; got {got}.")
         return
     for i, message in enumerate(output):
-        role = _check_message(message, f"{key}[{i}]", report, allow_weight=False)
+        role = check_message(message, f"{key}[{i}]", report, allow_weight=False)
         if role is not None and role != "assistant":
             report("invalid_preference_example", f"{key}[{i}].role", f"{key}[{i}].role is "
-                   f"{_show(role)}; preference outputs are assistant messages, use 'assistant'.")
+                   f"{show(role)}; preference outputs are assistant messages, use 'assistant'.")
 
 
 def _check_preference(obj: dict, report: _Report) -> None:
-    _unknown_keys(obj, PREFERENCE_KEYS, "", "a preference example", report)
-    given = obj.get("input", _MISSING)
+    unknown_keys(obj, PREFERENCE_KEYS, "", "a preference example", report)
+    given = obj.get("input", MISSING)
     if not isinstance(given, dict):
-        state = "missing" if given is _MISSING else _kind(given)
+        state = "missing" if given is MISSING else json_kind(given)
         report("invalid_preference_example", "input", f"'input' is {state}; a preference example "
                f"is {PREFERENCE_SHAPE}.")
     else:
-        _unknown_keys(given, INPUT_KEYS, "input", "a preference input", report)
-        messages = given.get("messages", _MISSING)
+        unknown_keys(given, INPUT_KEYS, "input", "a preference input", report)
+        messages = given.get("messages", MISSING)
         codes = ("invalid_preference_example", "invalid_preference_example")
-        if _check_message_list(messages, "input.messages", codes, report):
+        if check_message_list(messages, "input.messages", codes, report):
             for i, message in enumerate(messages):
-                _check_message(message, f"input.messages[{i}]", report, allow_weight=False)
-        _check_tools(given, "input", report)
+                check_message(message, f"input.messages[{i}]", report, allow_weight=False)
+        check_tools(given, "input", report)
     for key in ("preferred_output", "non_preferred_output"):
         _check_output(obj, key, report)
 
 
 def _check_prompt_completion(obj: dict, report: _Report) -> None:
-    _unknown_keys(obj, PROMPT_COMPLETION_KEYS, "", "a prompt/completion example", report)
+    unknown_keys(obj, PROMPT_COMPLETION_KEYS, "", "a prompt/completion example", report)
     for key in PROMPT_COMPLETION_KEYS:
-        value = obj.get(key, _MISSING)
-        if value is _MISSING:
+        value = obj.get(key, MISSING)
+        if value is MISSING:
             report("invalid_prompt_completion", key, f"'{key}' is missing; a prompt/completion "
                    'example is {"prompt": "...", "completion": "..."}.')
         elif not isinstance(value, str):
-            report("invalid_prompt_completion", key, f"'{key}' is {_kind(value)}; it must be a "
+            report("invalid_prompt_completion", key, f"'{key}' is {json_kind(value)}; it must be a "
                    "string.")
     if obj.get("completion") == "":
         report("invalid_prompt_completion", "completion", "'completion' is empty; it is the text "
@@ -202,13 +202,13 @@ def _check_prompt_completion(obj: dict, report: _Report) -> None:
 
 
 def _check_text(obj: dict, report: _Report) -> None:
-    _unknown_keys(obj, TEXT_KEYS, "", "a continued-pretraining example", report)
-    text = obj.get("text", _MISSING)
-    if text is _MISSING:
+    unknown_keys(obj, TEXT_KEYS, "", "a continued-pretraining example", report)
+    text = obj.get("text", MISSING)
+    if text is MISSING:
         report("invalid_text", "text", "'text' is missing; a continued-pretraining example is "
                '{"text": "..."}.')
     elif not isinstance(text, str):
-        report("invalid_text", "text", f"'text' is {_kind(text)}; it must be a string.")
+        report("invalid_text", "text", f"'text' is {json_kind(text)}; it must be a string.")
     elif not text.strip():
         report("invalid_text", "text", "'text' is empty; put the document's text in it or remove "
                "the line.")
@@ -261,7 +261,7 @@ def _parse_line(raw: bytes, report: _Report, method: str) -> dict | None:
                f"complete JSON object.{hint}")
         return None
     if not isinstance(obj, dict):
-        kind = "a JSON array" if isinstance(obj, list) else _kind(obj)
+        kind = "a JSON array" if isinstance(obj, list) else json_kind(obj)
         report("not_an_object", "", f"the line is {kind}, not a JSON object; each line must "
                f"be one example object such as {SHAPES[METHOD_FORMATS[method][0]]}.")
         return None

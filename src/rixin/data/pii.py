@@ -1,4 +1,5 @@
-"""PII redaction: find personal data, replace it with a typed placeholder, count it.
+"""PII detection and redaction: find personal data, replace it with a typed placeholder, count
+it. The cleaning block built on it is blocks/pii.py; request logs use `redact` directly.
 
 Every numeric type is validated before it is redacted, so that look-alikes survive: credit
 cards pass the Luhn check and a card network's prefix and length; Chinese resident IDs pass
@@ -31,9 +32,10 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from rixin.data.blocks import Doc, Verdict
-from rixin.data.recipe import PII_TYPES, PiiConfig, PiiType
+PiiType = Literal["email", "phone", "ip_address", "credit_card", "cn_id", "iban"]
+PII_TYPES: tuple[PiiType, ...] = ("email", "phone", "ip_address", "credit_card", "cn_id", "iban")
 
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",
@@ -274,17 +276,3 @@ def redact(text: str, types: tuple[str, ...] | list[str] = PII_TYPES) -> tuple[s
 
         text = detector.pattern.sub(replace, text)
     return text, counts
-
-
-class PiiRedactor:
-    """Replaces PII with typed placeholders; counts per type go to Verdict.counts. Never drops."""
-
-    name = "pii"
-
-    def __init__(self, config: PiiConfig | None = None):
-        self.config = config or PiiConfig()
-        self._types = tuple(self.config.types)
-
-    def __call__(self, doc: Doc) -> Verdict:
-        text, counts = redact(doc.text, self._types)
-        return Verdict(True, None, text, dict(counts))

@@ -6,15 +6,21 @@ anywhere is an error that names its dotted path and lists the keys allowed there
     name: support-tickets
     steps: [normalize, quality, language, words, pii, exact_dedup, near_dedup]
     quality: {min_words: 20}
-    language: {allow: [en, zh], min_confidence: 0.5}
+    language: {allow: [en, zh]}
     near_dedup: {threshold: 0.85}
+
+The per-document steps and their sections come from the block registry (blocks/__init__.py:
+every module of rixin/data/blocks declares its name, typed config and factory), so the
+`Recipe` model is built from it here, and this is the only module that builds blocks. Exact
+and near deduplication need the whole dataset; they are the orchestrator's steps (clean.py,
+dedup.py) and their settings are defined here.
 
 `packaged_recipe("default")` is the packaged `recipes/default.yaml`; a recipe is never read
 from a path a request names (recipes of a project are stored in the database, see
 recipe_store.py). `parse_recipe(mapping)` validates an already-parsed mapping (JSON bodies of
 the HTTP API), `recipe_from_yaml(text)` YAML text.
-`build_blocks(recipe)` returns the per-document blocks in order; exact and near deduplication
-need the whole dataset and are run by the orchestrator after them (see dedup.py).
+`build_blocks(recipe)` returns the per-document blocks in order; `text_transforms` picks those
+that rewrite text (applied to every field of a record).
 """
 
 from __future__ import annotations
@@ -24,222 +30,18 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
+from rixin.data.blocks import Block, StrictConfig, registered
 from rixin.errors import InvalidRequest
 
-PiiType = Literal["email", "phone", "ip_address", "credit_card", "cn_id", "iban"]
-PII_TYPES: tuple[PiiType, ...] = ("email", "phone", "ip_address", "credit_card", "cn_id", "iban")
-
-Step = Literal["normalize", "quality", "language", "words", "pii", "exact_dedup", "near_dedup"]
-DOC_STEPS = ("normalize", "quality", "language", "words", "pii")
+BLOCKS = registered()  # step name -> BlockSpec, in default-recipe order
+DOC_STEPS = tuple(BLOCKS)
 DEDUP_STEPS = ("exact_dedup", "near_dedup")
-
-# The labels of the model that py3langid ships (data/model.npz.xz); a test checks that they
-# match the model, so that recipe validation needs no model load.
-LANGUAGE_CODES = frozenset(
-    "ace af am an ar ary arz as az ba bcl be bg bn br bs ca crh cs cy da de dz el en eo es et "
-    "eu ext fa fi fo fr fuv fy ga gcf gcr gd gl gom grc gu gug guw ha hbo he hi hr ht hu hy id "
-    "ig is it ja jv ka kab kik kk km kn ko ku ky la lb lg lij ln lo lt ltg lv mg mk ml mn mr ms "
-    "mt my ne nl nn no nso oc om or pa pcm pl ps pt qu ro ru rw sa sdh se si sk sl sn so sq sr "
-    "st sv sw ta te tg th tk tl tr tt ug uk ur uz uzs vec vi vo wa wuu xh yo yue zh zu zxx".split()
-)
+Step = Literal[DOC_STEPS + DEDUP_STEPS]  # type: ignore[valid-type]  # built from the registry
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NormalizeConfig(_Strict):
-    """Unicode normalisation and whitespace repair (the text is transformed, never dropped
-    unless nothing is left)."""
-
-    form: Literal["NFC", "NFKC"] = Field(
-        "NFC",
-        description="Unicode normal form. NFC (default) is lossless: it only unifies canonically "
-        "equivalent sequences. NFKC also folds compatibility forms, which turns Chinese "
-        "full-width punctuation (，！？) into ASCII and x² into x2; use it for ASCII-only corpora.",
-    )
-    fix_mojibake: bool = Field(
-        True,
-        description="Repair text decoded with the wrong codec (cafÃ© -> café) and HTML entities "
-        "with ftfy; quotes and character widths are left as written.",
-    )
-    remove_control_chars: bool = Field(
-        True,
-        description="Remove C0/C1 control characters (except tab and newline) and invisible "
-        "zero-width spaces, word joiners, byte-order marks and soft hyphens.",
-    )
-    collapse_spaces: bool = Field(
-        True,
-        description="Collapse runs of spaces and tabs inside a line to one space and trim trailing "
-        "spaces; leading indentation is kept (it carries meaning in code and lists).",
-    )
-    max_consecutive_newlines: int = Field(
-        2, ge=1, le=10, description="Longest run of newlines kept; longer runs are shortened."
-    )
-
-
-class QualityConfig(_Strict):
-    """Gopher-style quality heuristics (Rae et al. 2021, appendix A). A null threshold turns
-    its rule off. Each CJK character counts as one word, so Chinese text is measured sensibly."""
-
-    min_words: int | None = Field(50, ge=0, description="Fewest words; fewer -> reason too_short.")
-    max_words: int | None = Field(
-        100_000, ge=1, description="Most words; more -> reason too_long."
-    )
-    min_mean_word_length: float | None = Field(
-        3.0, ge=0, description="Shortest mean length of non-CJK words (skipped for CJK text)."
-    )
-    max_mean_word_length: float | None = Field(
-        10.0, ge=0, description="Longest mean length of non-CJK words (skipped for CJK text)."
-    )
-    max_symbol_word_ratio: float | None = Field(
-        0.1, ge=0, description="Most '#' and ellipses ('...', '…') per word -> symbol_ratio."
-    )
-    max_bullet_line_fraction: float | None = Field(
-        0.9, ge=0, le=1, description="Most lines starting with a bullet (•, -, *, ...)."
-    )
-    max_ellipsis_line_fraction: float | None = Field(
-        0.3, ge=0, le=1, description="Most lines ending with an ellipsis."
-    )
-    min_alpha_word_fraction: float | None = Field(
-        0.8, ge=0, le=1, description="Fewest words holding at least one letter (CJK counts)."
-    )
-    min_alnum_char_fraction: float | None = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="Fewest letters or digits among non-space characters (not in Gopher; catches "
-        "symbol soup whose 'words' still contain a letter).",
-    )
-    min_unique_word_fraction: float | None = Field(
-        0.15,
-        ge=0,
-        le=1,
-        description="Fewest distinct words among the first 200 words (not in Gopher; catches "
-        "keyword stuffing that shuffles a few words; natural text is above 0.4).",
-    )
-    max_gibberish_word_fraction: float | None = Field(
-        0.3,
-        ge=0,
-        le=1,
-        description="Most implausible words among the Latin-script words (a letter pair that no "
-        "common Latin-script language writes, four consonants in a row, no vowel) -> "
-        "gibberish_words. Applies when most words are Latin-script; CJK text is never judged by "
-        "it. Documentation prose, identifiers included, stays below 0.2; random-letter 'words' "
-        "score 0.55-0.8.",
-    )
-    min_stop_words: int | None = Field(
-        None,
-        ge=0,
-        description="Fewest English stop words (the, be, to, of, and, that, have, with). Gopher uses "
-        "2 for English-only corpora; off by default because it drops every other language.",
-    )
-    max_duplicate_line_fraction: float | None = Field(
-        0.3, ge=0, le=1, description="Most lines that repeat an earlier line."
-    )
-    max_duplicate_paragraph_fraction: float | None = Field(
-        0.3, ge=0, le=1, description="Most paragraphs that repeat an earlier paragraph."
-    )
-    max_duplicate_line_char_fraction: float | None = Field(
-        0.2, ge=0, le=1, description="Most characters inside repeated lines."
-    )
-    max_duplicate_paragraph_char_fraction: float | None = Field(
-        0.2, ge=0, le=1, description="Most characters inside repeated paragraphs."
-    )
-    max_top_ngram_char_fraction: dict[int, float] = Field(
-        default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16},
-        description="n -> most characters covered by the single most frequent word n-gram.",
-    )
-    max_duplicate_ngram_char_fraction: dict[int, float] = Field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
-        description="n -> most characters covered by word n-grams that occur more than once.",
-    )
-
-    ngram_reference_words: int | None = Field(
-        1000,
-        ge=1,
-        description="Length-aware n-gram limits: a text of fewer words gets each top/duplicate "
-        "n-gram limit scaled by sqrt(ngram_reference_words / words) (a phrase said twice covers a "
-        "large share of a 70-word licence paragraph, not of a web page). Null: fixed limits.",
-    )
-
-    @field_validator("max_top_ngram_char_fraction", "max_duplicate_ngram_char_fraction")
-    @classmethod
-    def _ngram_table(cls, value: dict[int, float]) -> dict[int, float]:
-        for n, limit in value.items():
-            if not 1 <= n <= 20 or not 0 <= limit <= 1:
-                raise ValueError(f"n must be 1..20 and the fraction 0..1, got {n}: {limit}")
-        return value
-
-
-class LanguageConfig(_Strict):
-    """Offline language identification (py3langid's bundled model) and a language filter."""
-
-    allow: list[str] | None = Field(
-        None,
-        description="ISO 639 codes to keep (e.g. [en, zh]); other languages are dropped with "
-        "reason 'language:<code>'. Null keeps every language and only records it in meta.",
-    )
-    min_confidence: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="Below this probability the language counts as unknown ('und'), which an "
-        "allow list drops.",
-    )
-    max_chars: int = Field(
-        2000, ge=50, description="Only the first max_chars characters are classified (speed)."
-    )
-
-    @field_validator("allow")
-    @classmethod
-    def _known_codes(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        codes = [code.strip().lower() for code in value]
-        unknown = [code for code in codes if code not in LANGUAGE_CODES]
-        if unknown:
-            raise ValueError(
-                f"unknown language code(s) {unknown}; use ISO 639 codes such as en, zh, fr, de"
-            )
-        return codes
-
-
-class WordsConfig(_Strict):
-    """A user word list. Matching is case-insensitive and on word boundaries for words in
-    alphabetic scripts; CJK terms match anywhere (those scripts put no spaces between words)."""
-
-    block: list[str] = Field(
-        default_factory=list, description="Drop documents containing any of these (blocked_word)."
-    )
-    allow: list[str] = Field(
-        default_factory=list,
-        description="When not empty, keep only documents containing at least one of these "
-        "(otherwise reason no_allowed_word).",
-    )
-
-    @field_validator("block", "allow")
-    @classmethod
-    def _no_blank_terms(cls, value: list[str]) -> list[str]:
-        if any(not term.strip() for term in value):
-            raise ValueError("terms must not be empty or blank")
-        if any(len(term) > 200 for term in value):
-            raise ValueError("terms must be at most 200 characters long")
-        return value
-
-
-class PiiConfig(_Strict):
-    """PII redaction: each found item is replaced by a typed placeholder (<EMAIL>, <PHONE>,
-    <IP_ADDRESS>, <CREDIT_CARD>, <CN_ID>, <IBAN>) and counted; the values are never logged."""
-
-    types: list[PiiType] = Field(
-        default_factory=lambda: list(PII_TYPES), description="Which PII types to redact."
-    )
-
-
-class NearDedupConfig(_Strict):
+class NearDedupConfig(StrictConfig):
     """Near-duplicate removal: MinHash LSH proposes candidate pairs, the exact Jaccard
     similarity of their shingle sets decides."""
 
@@ -259,29 +61,11 @@ class NearDedupConfig(_Strict):
     seed: int = Field(42, ge=0, description="Seed of the MinHash permutations (determinism).")
 
 
-class Recipe(_Strict):
-    """A cleaning recipe: the steps in order, then the settings of each step."""
+class _RecipeRules(StrictConfig):
+    """The rules of a Recipe; its fields are added by `_recipe_model` (the blocks' sections
+    come from the registry)."""
 
-    name: str = Field("custom", description="A name for people; shown in reports.")
-    description: str = Field("", description="What this recipe is for.")
-    steps: list[Step] = Field(
-        default_factory=lambda: [*DOC_STEPS[:4], "pii", *DEDUP_STEPS],
-        description="Steps to run, in order. Per-document steps first; exact_dedup and "
-        "near_dedup, when listed, come after all of them (they need the whole dataset).",
-    )
-    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig, description="See NormalizeConfig.")
-    quality: QualityConfig = Field(default_factory=QualityConfig, description="See QualityConfig.")
-    language: LanguageConfig = Field(default_factory=LanguageConfig, description="See LanguageConfig.")
-    words: WordsConfig = Field(default_factory=WordsConfig, description="See WordsConfig.")
-    pii: PiiConfig = Field(default_factory=PiiConfig, description="See PiiConfig.")
-    near_dedup: NearDedupConfig = Field(
-        default_factory=NearDedupConfig, description="See NearDedupConfig."
-    )
-    samples_per_reason: int = Field(
-        5, ge=0, le=100, description="Removed documents kept as examples per reason in the report."
-    )
-
-    @field_validator("steps")
+    @field_validator("steps", check_fields=False)
     @classmethod
     def _steps_in_order(cls, steps: list[str]) -> list[str]:
         if len(set(steps)) != len(steps):
@@ -305,6 +89,37 @@ class Recipe(_Strict):
     @property
     def runs_near_dedup(self) -> bool:
         return "near_dedup" in self.steps
+
+
+def _recipe_model() -> type[_RecipeRules]:
+    """The Recipe model: name, description, steps, one section per registered block (in
+    registry order), near_dedup, samples_per_reason."""
+    default_steps = [name for name, spec in BLOCKS.items() if spec.on_by_default] + list(DEDUP_STEPS)
+    sections: dict[str, Any] = {
+        name: (spec.config, Field(default_factory=spec.config, description=f"See {spec.config.__name__}."))
+        for name, spec in BLOCKS.items()
+    }
+    return create_model(
+        "Recipe",
+        __base__=_RecipeRules,
+        __module__=__name__,
+        __doc__="A cleaning recipe: the steps in order, then the settings of each step.",
+        name=(str, Field("custom", description="A name for people; shown in reports.")),
+        description=(str, Field("", description="What this recipe is for.")),
+        steps=(list[Step], Field(
+            default_factory=lambda: list(default_steps),
+            description="Steps to run, in order. Per-document steps first; exact_dedup and "
+            "near_dedup, when listed, come after all of them (they need the whole dataset).",
+        )),
+        **sections,
+        near_dedup=(NearDedupConfig, Field(default_factory=NearDedupConfig, description="See NearDedupConfig.")),
+        samples_per_reason=(int, Field(
+            5, ge=0, le=100, description="Removed documents kept as examples per reason in the report."
+        )),
+    )
+
+
+Recipe = _recipe_model()
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -400,54 +215,27 @@ def recipe_from_yaml(text: str, *, source: str = "recipe") -> Recipe:
     return parse_recipe(data, source=source)
 
 
-# reason code -> the recipe setting that decides it (for the report: "which rule removed what")
-_RULES = {
-    "empty": "normalize (nothing left after normalisation)",
-    "too_short": "quality.min_words", "too_long": "quality.max_words",
-    "mean_word_length": "quality.min_mean_word_length / max_mean_word_length",
-    "symbol_ratio": "quality.max_symbol_word_ratio", "alpha_words": "quality.min_alpha_word_fraction",
-    "alnum_chars": "quality.min_alnum_char_fraction", "unique_words": "quality.min_unique_word_fraction",
-    "stop_words": "quality.min_stop_words", "gibberish_words": "quality.max_gibberish_word_fraction",
-    "bullet_lines": "quality.max_bullet_line_fraction", "ellipsis_lines": "quality.max_ellipsis_line_fraction",
-    "dup_line_fraction": "quality.max_duplicate_line_fraction",
-    "dup_paragraph_fraction": "quality.max_duplicate_paragraph_fraction",
-    "dup_line_chars": "quality.max_duplicate_line_char_fraction",
-    "dup_paragraph_chars": "quality.max_duplicate_paragraph_char_fraction",
-    "blocked_word": "words.block", "no_allowed_word": "words.allow",
-    "exact_duplicate": "exact_dedup", "near_duplicate": "near_dedup.threshold",
-}
+# The orchestrator's reasons; the blocks declare theirs (BlockSpec.reasons / explain).
+_DEDUP_RULES = {"exact_duplicate": "exact_dedup", "near_duplicate": "near_dedup.threshold"}
 
 
 def rule_for(reason: str, recipe: Recipe) -> str:
     """The recipe setting behind a removal reason, with its value: "quality.min_words = 50"."""
-    if reason.startswith("language:"):
-        return f"language.allow = {recipe.language.allow}"
-    for kind, table in (("top", "max_top_ngram_char_fraction"), ("dup", "max_duplicate_ngram_char_fraction")):
-        if reason.startswith(f"{kind}_") and reason.endswith("gram") and reason[len(kind) + 1 : -4].isdigit():
-            n = int(reason[len(kind) + 1 : -4])
-            return f"quality.{table}[{n}] = {getattr(recipe.quality, table).get(n)}"
-    setting = _RULES.get(reason)
-    if setting is None:
-        return "unknown"
-    if setting.startswith(("quality.", "words.", "near_dedup.")) and " " not in setting:
-        section, field = setting.split(".")
-        return f"{setting} = {getattr(getattr(recipe, section), field)}"
-    return setting
+    if reason in _DEDUP_RULES:
+        setting = _DEDUP_RULES[reason]
+        return f"{setting} = {recipe.near_dedup.threshold}" if "." in setting else setting
+    for name, spec in BLOCKS.items():
+        rule = spec.rule_for(reason, getattr(recipe, name))
+        if rule is not None:
+            return rule
+    return "unknown"
 
 
-def build_blocks(recipe: Recipe) -> list:
+def build_blocks(recipe: Recipe) -> list[Block]:
     """The per-document blocks of `recipe`, in its order (dedup steps are not blocks)."""
-    # Imported here: the block modules import their config classes from this module.
-    from rixin.data.blocks import Normalize, WordList
-    from rixin.data.langid import LanguageFilter
-    from rixin.data.pii import PiiRedactor
-    from rixin.data.quality import QualityFilter
+    return [BLOCKS[step].build(getattr(recipe, step)) for step in recipe.doc_steps]
 
-    makers = {
-        "normalize": lambda: Normalize(recipe.normalize),
-        "quality": lambda: QualityFilter(recipe.quality),
-        "language": lambda: LanguageFilter(recipe.language),
-        "words": lambda: WordList(recipe.words),
-        "pii": lambda: PiiRedactor(recipe.pii),
-    }
-    return [makers[step]() for step in recipe.doc_steps]
+
+def text_transforms(recipe: Recipe, blocks: list[Block]) -> list[Block]:
+    """Those of `blocks` (built by build_blocks) that rewrite text rather than filter it."""
+    return [block for block, step in zip(blocks, recipe.doc_steps) if BLOCKS[step].rewrites_text]

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rixin.data.records import iter_jsonl, text_fields
 from rixin.data.recipe import Recipe, packaged_recipe, packaged_recipes, parse_recipe
+from rixin.data.text import split_words
 from rixin.errors import Conflict, InvalidRequest, NotFound
 from rixin.store.db import Database
 from rixin.store.schema import StoredRecipe
@@ -140,8 +141,6 @@ def choose_recipe(version, artifacts) -> Resolved:
     if version.format in SHORT_FORMATS:
         return Resolved(packaged_recipe("short"), "short", "chosen",
                         why=f"the records are {version.format} records")
-    from rixin.data.quality import split_words
-
     records = itertools.islice(iter_jsonl(artifacts.path(version.sha256)), SAMPLE_RECORDS)
     counts = [len(split_words("\n".join(c[k] for c, k in text_fields(r)))) for r in records]
     median = statistics.median(counts) if counts else 0

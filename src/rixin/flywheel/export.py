@@ -4,7 +4,7 @@
     preferred              → preference pair (preferred vs the logged answer), the DPO format
     score ≥ threshold / up → supervised chat example with the logged answer
 
-Every example goes through the cleaning blocks (normalisation, PII redaction: data/blocks.py,
+Every example goes through the cleaning blocks (normalisation, PII redaction: data/blocks/,
 data/pii.py, applied field by field as data/clean.py does) and exact deduplication
 (data/dedup.py); the counts of each stage are the version's report.
 """

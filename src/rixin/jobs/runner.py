@@ -10,7 +10,7 @@ import traceback
 from collections import Counter
 from typing import Callable
 
-from rixin.errors import RixinError
+from rixin.errors import Cancelled, Paused, RixinError
 from rixin.jobs.store import JobStore
 from rixin.store.schema import Job
 
@@ -18,14 +18,6 @@ log = logging.getLogger("rixin.jobs")
 
 # kind → function(platform, job, report_progress) -> result dict
 Handler = Callable[[object, Job, Callable[..., None]], dict]
-
-
-class Cancelled(Exception):
-    """Raised inside a job when its row says it was cancelled."""
-
-
-class Paused(Exception):
-    """Raised by a job that stopped at a checkpoint on request; it resumes when queued again."""
 
 
 def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) -> Job:

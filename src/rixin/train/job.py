@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from rixin.data.formats import check_file
 from rixin.errors import InvalidRequest, NotFound
-from rixin.jobs.runner import Cancelled, Paused
+from rixin.errors import Cancelled, Paused
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point

@@ -1,4 +1,4 @@
-"""Gopher-style quality heuristics (Rae et al. 2021, "Scaling Language Models", appendix A).
+"""The quality block: Gopher-style quality heuristics (Rae et al. 2021, "Scaling Language Models", appendix A).
 
 Words are runs of letters and digits; runs of CJK characters (Chinese, Japanese kana) are cut
 into words by rjieba (jieba's dictionary segmenter in Rust, ~20 µs per 300 characters), so
@@ -33,12 +33,106 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from rixin.data.blocks import CJK_CHAR, CJK_RANGES, Doc, Verdict
-from rixin.data.recipe import QualityConfig
+from rixin.data.blocks import BlockSpec, Doc, StrictConfig, Verdict
+from rixin.data.text import CJK_RANGES, LATIN_WORD, split_words
 
-_RUN = re.compile(f"([{CJK_RANGES}]+)|[^\\W_{CJK_RANGES}]+")
-_LATIN_WORD = re.compile(f"[^\\W_{CJK_RANGES}]+")
+
+class QualityConfig(StrictConfig):
+    """Gopher-style quality heuristics (Rae et al. 2021, appendix A). A null threshold turns
+    its rule off. Each CJK character counts as one word, so Chinese text is measured sensibly."""
+
+    min_words: int | None = Field(50, ge=0, description="Fewest words; fewer -> reason too_short.")
+    max_words: int | None = Field(
+        100_000, ge=1, description="Most words; more -> reason too_long."
+    )
+    min_mean_word_length: float | None = Field(
+        3.0, ge=0, description="Shortest mean length of non-CJK words (skipped for CJK text)."
+    )
+    max_mean_word_length: float | None = Field(
+        10.0, ge=0, description="Longest mean length of non-CJK words (skipped for CJK text)."
+    )
+    max_symbol_word_ratio: float | None = Field(
+        0.1, ge=0, description="Most '#' and ellipses ('...', '…') per word -> symbol_ratio."
+    )
+    max_bullet_line_fraction: float | None = Field(
+        0.9, ge=0, le=1, description="Most lines starting with a bullet (•, -, *, ...)."
+    )
+    max_ellipsis_line_fraction: float | None = Field(
+        0.3, ge=0, le=1, description="Most lines ending with an ellipsis."
+    )
+    min_alpha_word_fraction: float | None = Field(
+        0.8, ge=0, le=1, description="Fewest words holding at least one letter (CJK counts)."
+    )
+    min_alnum_char_fraction: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fewest letters or digits among non-space characters (not in Gopher; catches "
+        "symbol soup whose 'words' still contain a letter).",
+    )
+    min_unique_word_fraction: float | None = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Fewest distinct words among the first 200 words (not in Gopher; catches "
+        "keyword stuffing that shuffles a few words; natural text is above 0.4).",
+    )
+    max_gibberish_word_fraction: float | None = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Most implausible words among the Latin-script words (a letter pair that no "
+        "common Latin-script language writes, four consonants in a row, no vowel) -> "
+        "gibberish_words. Applies when most words are Latin-script; CJK text is never judged by "
+        "it. Documentation prose, identifiers included, stays below 0.2; random-letter 'words' "
+        "score 0.55-0.8.",
+    )
+    min_stop_words: int | None = Field(
+        None,
+        ge=0,
+        description="Fewest English stop words (the, be, to, of, and, that, have, with). Gopher uses "
+        "2 for English-only corpora; off by default because it drops every other language.",
+    )
+    max_duplicate_line_fraction: float | None = Field(
+        0.3, ge=0, le=1, description="Most lines that repeat an earlier line."
+    )
+    max_duplicate_paragraph_fraction: float | None = Field(
+        0.3, ge=0, le=1, description="Most paragraphs that repeat an earlier paragraph."
+    )
+    max_duplicate_line_char_fraction: float | None = Field(
+        0.2, ge=0, le=1, description="Most characters inside repeated lines."
+    )
+    max_duplicate_paragraph_char_fraction: float | None = Field(
+        0.2, ge=0, le=1, description="Most characters inside repeated paragraphs."
+    )
+    max_top_ngram_char_fraction: dict[int, float] = Field(
+        default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16},
+        description="n -> most characters covered by the single most frequent word n-gram.",
+    )
+    max_duplicate_ngram_char_fraction: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="n -> most characters covered by word n-grams that occur more than once.",
+    )
+
+    ngram_reference_words: int | None = Field(
+        1000,
+        ge=1,
+        description="Length-aware n-gram limits: a text of fewer words gets each top/duplicate "
+        "n-gram limit scaled by sqrt(ngram_reference_words / words) (a phrase said twice covers a "
+        "large share of a 70-word licence paragraph, not of a web page). Null: fixed limits.",
+    )
+
+    @field_validator("max_top_ngram_char_fraction", "max_duplicate_ngram_char_fraction")
+    @classmethod
+    def _ngram_table(cls, value: dict[int, float]) -> dict[int, float]:
+        for n, limit in value.items():
+            if not 1 <= n <= 20 or not 0 <= limit <= 1:
+                raise ValueError(f"n must be 1..20 and the fraction 0..1, got {n}: {limit}")
+        return value
+
+
 _SPACE_TOKEN = re.compile(f"[{CJK_RANGES}]|[^\\s{CJK_RANGES}]+")
 _LETTER = re.compile(r"[^\W\d_]")
 _NOT_ALNUM = re.compile(r"[\W_]+")
@@ -96,28 +190,13 @@ def quality_reason(text: str, cfg: QualityConfig) -> str | None:
     )
 
 
-def split_words(text: str) -> list[str]:
-    """Words in order: letter/digit runs, and jieba words inside runs of CJK characters."""
-    if not CJK_CHAR.search(text):
-        return _LATIN_WORD.findall(text)
-    import rjieba
-
-    words: list[str] = []
-    for match in _RUN.finditer(text):
-        if match.group(1):
-            words.extend(rjieba.cut(match.group(1)))
-        else:
-            words.append(match.group(0))
-    return words
-
-
 def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
     n_words = len(words)
     if cfg.min_words is not None and n_words < cfg.min_words:
         return "too_short"
     if cfg.max_words is not None and n_words > cfg.max_words:
         return "too_long"
-    latin = _LATIN_WORD.findall(text)
+    latin = LATIN_WORD.findall(text)
     if latin and len(latin) * 2 >= n_words:  # mostly non-CJK: word length means something
         mean = sum(map(len, latin)) / len(latin)
         if cfg.min_mean_word_length is not None and mean < cfg.min_mean_word_length:
@@ -145,7 +224,7 @@ def _word_rules(text: str, words: list[str], cfg: QualityConfig) -> str | None:
         if sum(1 for w in words if w in _STOP_WORDS) < cfg.min_stop_words:
             return "stop_words"
     if cfg.max_gibberish_word_fraction is not None and latin and len(latin) * 2 >= n_words:
-        if gibberish_word_fraction(_LATIN_WORD.findall(_ADDRESS.sub(" ", text))) > cfg.max_gibberish_word_fraction:
+        if gibberish_word_fraction(LATIN_WORD.findall(_ADDRESS.sub(" ", text))) > cfg.max_gibberish_word_fraction:
             return "gibberish_words"
     return None
 
@@ -270,3 +349,30 @@ def _dup_ngram_fraction(keys: np.ndarray, lengths: np.ndarray, n: int, total: in
     covered = np.cumsum(cover[:-1]) > 0
     return int(lengths[covered].sum()) / total
 
+
+
+def _explain(reason: str, config: QualityConfig) -> str | None:
+    """The n-gram reasons: "dup_5gram" -> quality.max_duplicate_ngram_char_fraction[5] = 0.15."""
+    for kind, table in (("top", "max_top_ngram_char_fraction"), ("dup", "max_duplicate_ngram_char_fraction")):
+        if reason.startswith(f"{kind}_") and reason.endswith("gram") and reason[len(kind) + 1 : -4].isdigit():
+            n = int(reason[len(kind) + 1 : -4])
+            return f"quality.{table}[{n}] = {getattr(config, table).get(n)}"
+    return None
+
+
+BLOCK = BlockSpec(
+    name="quality", config=QualityConfig, build=QualityFilter, position=20, explain=_explain,
+    reasons={
+        "too_short": "quality.min_words", "too_long": "quality.max_words",
+        "mean_word_length": "quality.min_mean_word_length / max_mean_word_length",
+        "symbol_ratio": "quality.max_symbol_word_ratio", "alpha_words": "quality.min_alpha_word_fraction",
+        "alnum_chars": "quality.min_alnum_char_fraction", "unique_words": "quality.min_unique_word_fraction",
+        "stop_words": "quality.min_stop_words", "gibberish_words": "quality.max_gibberish_word_fraction",
+        "bullet_lines": "quality.max_bullet_line_fraction",
+        "ellipsis_lines": "quality.max_ellipsis_line_fraction",
+        "dup_line_fraction": "quality.max_duplicate_line_fraction",
+        "dup_paragraph_fraction": "quality.max_duplicate_paragraph_fraction",
+        "dup_line_chars": "quality.max_duplicate_line_char_fraction",
+        "dup_paragraph_chars": "quality.max_duplicate_paragraph_char_fraction",
+    },
+)
