@@ -55,11 +55,11 @@ def blobs(data_dir: Path) -> set[str]:
 def fill(directory: Path) -> Path:
     """Write a filler file until the filesystem says ENOSPC; returns it."""
     filler = directory / "filler"
-    with filler.open("wb") as f:
+    # Unbuffered: the write that hits ENOSPC raises here, and closing has nothing left to flush.
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError as e:
             assert e.errno == 28, e  # ENOSPC, nothing else
     return filler
