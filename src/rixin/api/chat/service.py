@@ -55,7 +55,7 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
     return out
 
 
-def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequest]:
+def build_requests(body: ChatCompletionRequest, max_n: int, project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(tools=body.tools, functions=body.functions, logit_bias=body.logit_bias)
     if body.modalities and "audio" in body.modalities:
         raise InvalidRequest("Audio output is not supported; use modalities ['text'].",
@@ -76,7 +76,7 @@ def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequ
             logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs,
             presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
             response_format=body.response_format)
-        requests.append(GenerateRequest(params, messages=messages))
+        requests.append(GenerateRequest(params, messages=messages, project=project))
     return requests
 
 
@@ -92,7 +92,7 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
     # A deployment name resolves once per request: a concurrent switch never mixes targets.
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
-    requests = build_requests(body, platform.settings.max_n)
+    requests = build_requests(body, platform.settings.max_n, caller.project_id)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     wants_logprobs = bool(body.logprobs)
     events = track(platform, caller, resolved, body, cid=cid, endpoint="chat.completions", n=len(requests),

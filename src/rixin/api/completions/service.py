@@ -39,7 +39,7 @@ async def about_the_prompt(events):
         await events.aclose()
 
 
-def build_requests(body: CompletionRequest, max_n: int) -> list[GenerateRequest]:
+def build_requests(body: CompletionRequest, max_n: int, project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(suffix=body.suffix, logit_bias=body.logit_bias)
     if body.best_of is not None and body.best_of != (body.n or 1):
         raise InvalidRequest("'best_of' other than n is not supported; remove it.", param="best_of",
@@ -60,14 +60,14 @@ def build_requests(body: CompletionRequest, max_n: int) -> list[GenerateRequest]
                 stop=body.stop, seed=None if body.seed is None else body.seed + i,
                 logprobs=body.logprobs is not None, top_logprobs=body.logprobs,
                 presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty)
-            requests.append(GenerateRequest(params, prompt=prompt))
+            requests.append(GenerateRequest(params, prompt=prompt, project=project))
     return requests
 
 
 async def create(platform: Platform, caller: Caller, body: CompletionRequest):
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
-    requests = build_requests(body, platform.settings.max_n)
+    requests = build_requests(body, platform.settings.max_n, caller.project_id)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = [r.prompt if body.echo else "" for r in requests]
     wants_logprobs = body.logprobs is not None
