@@ -65,6 +65,22 @@ class PromptText:
 
         return cls(specials, longest, context_length, encode, start)
 
+    @classmethod
+    def for_hf(cls, tokenizer, context_length: int) -> "PromptText":
+        """From a transformers tokenizer: its added tokens are what it splits text at (kept as
+        such in the template's text); contents are tokenized with `split_special_tokens`."""
+        specials = {t.content: token for token, t in tokenizer.added_tokens_decoder.items()}
+        # A token string's UTF-8 length bounds the bytes it stands for (byte-level BPE: one
+        # character per byte; sentencepiece: '▁' is three bytes for one space).
+        longest = max((len(t.encode("utf-8")) for t, token in tokenizer.get_vocab().items()
+                       if token not in specials.values()), default=1)
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+        def encode(text: str, add_bos: bool) -> list[int]:
+            return tokenizer(text, add_special_tokens=add_bos, split_special_tokens=True).input_ids
+
+        return cls(specials, longest, context_length, encode, start)
+
     # ---- bounds (before any tokenization) ---------------------------------------------------
 
     def check(self, text: str, param: str) -> None:
