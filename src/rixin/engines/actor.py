@@ -60,6 +60,7 @@ class EngineActor:
         whether the request is still waiting, tokenizing or decoding."""
         request = replace(request, request_id=request_id)
         serial = not getattr(self.engine, "concurrent", False)
+        finished = False
         try:
             with (self.lock.hold(request.project, lambda: request_id in self.cancelled) if serial
                   else contextlib.nullcontext()):
@@ -68,15 +69,17 @@ class EngineActor:
                 try:
                     for chunk in chunks:
                         if request_id in self.cancelled:
-                            self._count("cancelled")
                             return
                         yield chunk
+                        finished = chunk.finish_reason is not None
                 finally:
                     if hasattr(chunks, "close"):
                         chunks.close()  # a batching engine frees the sequence's slot now
         except Cancelled:
-            self._count("cancelled")
+            pass  # it left the line before its turn
         finally:
+            if request_id in self.cancelled and not finished:
+                self._count("cancelled")
             self.cancelled.discard(request_id)
 
     def _count(self, key: str) -> None:

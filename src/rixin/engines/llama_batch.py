@@ -154,7 +154,9 @@ class BatchScheduler:
         self.waiting: FairQueue[Sequence] = FairQueue()
         self.wake = threading.Event()
         self.clock = 0
-        self.stats = {"steps": 0, "batched_tokens": 0, "prompt_tokens_reused": 0, "max_batch_seqs": 0}
+        self.stats = {"steps": 0, "batched_tokens": 0, "prompt_tokens_reused": 0, "max_batch_seqs": 0,
+                      "dropped": 0}
+        """`dropped`: sequences left (queued or decoding) because their caller went away."""
         self.thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self.thread.start()
 
@@ -186,6 +188,7 @@ class BatchScheduler:
                 self.wake.clear()
                 continue
             for seq in [q for q in running if q.cancelled]:
+                self.stats["dropped"] += 1
                 self._finish(seq, None)
             running = [q for q in running if not q.cancelled]
             if running:
@@ -201,13 +204,19 @@ class BatchScheduler:
             free = [s for s in self.slots if s.active is None]
             if not free:
                 return
-            seq = self.waiting.pop(drop=lambda q: q.cancelled)
+            seq = self.waiting.pop(drop=self._dropped)
             if seq is None:
                 return
             try:
                 self._place(seq, free)
             except Exception as e:  # noqa: BLE001 - e.g. a grammar llama.cpp rejects: this caller's error
                 self._fail(seq, e)
+
+    def _dropped(self, seq: Sequence) -> bool:
+        """Whether a waiting sequence is to be dropped: its caller went away."""
+        if seq.cancelled:
+            self.stats["dropped"] += 1
+        return seq.cancelled
 
     def _fail(self, seq: Sequence, error: BaseException) -> None:
         """End one sequence with `error`; the others in the batch go on."""

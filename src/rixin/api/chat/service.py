@@ -6,10 +6,11 @@ import time
 import uuid
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import Collected, choice_events, collect, stream_response, usage
+from rixin.api.streaming import Collected, choice_events, respond_when_done, stream_response, usage
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import InvalidRequest
 from rixin.flywheel.hook import track
@@ -88,7 +89,7 @@ def _answer(cid: str, created: int, model: str, results: list[Collected], wants_
                              usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
 
 
-async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest):
+async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest, request: Request | None = None):
     # A deployment name resolves once per request: a concurrent switch never mixes targets.
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
@@ -101,7 +102,8 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
                    prompt_text="\n".join(m["content"] for m in requests[0].messages))
 
     if not body.stream:
-        return _answer(cid, created, shown, await collect(events, len(requests)), wants_logprobs)
+        return await respond_when_done(events, len(requests), request,
+                                       lambda results: _answer(cid, created, shown, results, wants_logprobs))
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
