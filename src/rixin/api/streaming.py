@@ -67,7 +67,8 @@ class Collected:
             self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
 
 
-async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int, request: Request | None = None) -> list[Collected]:
+async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int,
+                  request: Request | None = None) -> list[Collected]:
     """Every choice's text. With `request`, a client that disconnects before the answer is
     ready stops the generation (its engine slot and queue place are freed) instead of leaving
     it to run for nobody: uvicorn does not cancel a non-streaming handler by itself."""

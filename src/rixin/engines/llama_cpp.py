@@ -180,7 +180,8 @@ class LlamaCppEngine:
             raise InvalidRequest(f"The messages do not fit the model's chat template: {e}",
                                  param="messages") from e
         # The template writes the special tokens itself (added_special), so no extra BOS.
-        return self.prompt_text.tokenize(self.prompt_text.fragments(rendered, messages), add_bos=False, live=live)
+        fragments = self.prompt_text.fragments(rendered, messages)
+        return self.prompt_text.tokenize(fragments, add_bos=False, live=live)
 
     def count_prompt_tokens(self, request: GenerateRequest) -> int:
         return len(self._prompt_tokens(request))

@@ -56,7 +56,8 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
     return out
 
 
-def build_requests(body: ChatCompletionRequest, max_n: int, project: str | None = None) -> list[GenerateRequest]:
+def build_requests(body: ChatCompletionRequest, max_n: int,
+                   project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(tools=body.tools, functions=body.functions, logit_bias=body.logit_bias)
     if body.modalities and "audio" in body.modalities:
         raise InvalidRequest("Audio output is not supported; use modalities ['text'].",
@@ -89,7 +90,8 @@ def _answer(cid: str, created: int, model: str, results: list[Collected], wants_
                              usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
 
 
-async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest, request: Request | None = None):
+async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest,
+                 request: Request | None = None):
     # A deployment name resolves once per request: a concurrent switch never mixes targets.
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent

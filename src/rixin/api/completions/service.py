@@ -40,7 +40,8 @@ async def about_the_prompt(events):
         await events.aclose()
 
 
-def build_requests(body: CompletionRequest, max_n: int, project: str | None = None) -> list[GenerateRequest]:
+def build_requests(body: CompletionRequest, max_n: int,
+                   project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(suffix=body.suffix, logit_bias=body.logit_bias)
     if body.best_of is not None and body.best_of != (body.n or 1):
         raise InvalidRequest("'best_of' other than n is not supported; remove it.", param="best_of",
@@ -65,7 +66,8 @@ def build_requests(body: CompletionRequest, max_n: int, project: str | None = No
     return requests
 
 
-async def create(platform: Platform, caller: Caller, body: CompletionRequest, request: Request | None = None):
+async def create(platform: Platform, caller: Caller, body: CompletionRequest,
+                 request: Request | None = None):
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
     requests = build_requests(body, platform.settings.max_n, caller.project_id)
