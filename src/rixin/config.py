@@ -39,6 +39,10 @@ class Settings(BaseModel):
     engine_queue_size: int = Field(
         64, ge=1, description="Requests waiting per engine replica before 429 with retry-after."
     )
+    engine_queue_per_project: int = Field(
+        16, ge=1, description="Requests one project may have in flight per engine replica (its share of "
+        "engine_queue_size); beyond it that project gets 429 with retry-after while others still get in. "
+        "Waiting requests are admitted round-robin across projects.")
     engine_num_cpus: float = Field(
         0, ge=0, description="Ray CPUs reserved per engine replica (0: engines share the node)."
     )

@@ -4,13 +4,16 @@ an SSE error event (the `openai` client raises it as an APIError)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable
 
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from starlette.requests import Request
 
 from rixin import metrics
 from rixin.api.errors import error_body
@@ -64,11 +67,52 @@ class Collected:
             self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
 
 
-async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int) -> list[Collected]:
+async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int,
+                  request: Request | None = None) -> list[Collected]:
+    """Every choice's text. With `request`, a client that disconnects before the answer is
+    ready stops the generation (its engine slot and queue place are freed) instead of leaving
+    it to run for nobody: uvicorn does not cancel a non-streaming handler by itself."""
     out = [Collected() for _ in range(n)]
-    async for index, chunk in events:
-        out[index].add(chunk)
-    return out
+
+    async def gather() -> list[Collected]:
+        async for index, chunk in events:
+            out[index].add(chunk)
+        return out
+
+    if request is None:
+        return await gather()
+    work, gone = asyncio.ensure_future(gather()), asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            return work.result()
+        work.cancel()  # the engine call is closed on the way out: the actor cancels it
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        raise ClientDisconnected()
+    finally:
+        gone.cancel()
+        await events.aclose()
+
+
+async def respond_when_done(events: AsyncIterator[tuple[int, Chunk]], n: int, request: Request | None,
+                            respond: Callable[[list[Collected]], dict]) -> dict | Response:
+    """The non-streaming answer; 499 (nginx's "client closed request", which nobody reads)
+    when the client left before it was ready."""
+    try:
+        return respond(await collect(events, n, request))
+    except ClientDisconnected:
+        return Response(status_code=499)
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns once the client closed the connection (the body was read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class ClientDisconnected(Exception):
+    """Nobody is waiting for this answer any more."""
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import replace
 from typing import Iterator
 
 import ray
 
-from rixin.engines.base import Chunk, Embeddings, EngineInfo, GenerateRequest
+from rixin.engines.base import Cancelled, Chunk, Embeddings, EngineInfo, GenerateRequest
+from rixin.engines.fair import FairLock
 from rixin.models.registry import ModelSpec
 
 
@@ -43,7 +45,9 @@ class EngineActor:
     def __init__(self, spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1,
                  weights_cache: str | None = None):
         self.engine = build_engine(spec, threads, context_length, batch_slots, weights_cache)
-        self.lock = threading.Lock()
+        # Serial engines (and every embedder) run one call at a time; the waiting calls get the
+        # model round-robin across projects (engines/fair.py).
+        self.lock = FairLock()
         self.count_lock = threading.Lock()
         self.cancelled: set[str] = set()
         self.counts = {"generations": 0, "cancelled": 0}
@@ -52,21 +56,31 @@ class EngineActor:
         return self.engine.info()
 
     def generate(self, request: GenerateRequest, request_id: str) -> Iterator[Chunk]:
-        """Stream chunks; stops early once `cancel(request_id)` was called (client went away)."""
+        """Stream chunks; stops early once `cancel(request_id)` was called (client went away),
+        whether the request is still waiting, tokenizing or decoding."""
+        request = replace(request, request_id=request_id)
         serial = not getattr(self.engine, "concurrent", False)
-        with self.lock if serial else contextlib.nullcontext():
-            self._count("generations")
-            chunks = self.engine.generate(request)
-            try:
-                for chunk in chunks:
-                    if request_id in self.cancelled:
-                        self._count("cancelled")
-                        return
-                    yield chunk
-            finally:
-                if hasattr(chunks, "close"):
-                    chunks.close()  # a batching engine frees the sequence's slot now
-                self.cancelled.discard(request_id)
+        finished = False
+        try:
+            with (self.lock.hold(request.project, lambda: request_id in self.cancelled) if serial
+                  else contextlib.nullcontext()):
+                self._count("generations")
+                chunks = self.engine.generate(request)
+                try:
+                    for chunk in chunks:
+                        if request_id in self.cancelled:
+                            return
+                        yield chunk
+                        finished = chunk.finish_reason is not None
+                finally:
+                    if hasattr(chunks, "close"):
+                        chunks.close()  # a batching engine frees the sequence's slot now
+        except Cancelled:
+            pass  # it left the line before its turn
+        finally:
+            if request_id in self.cancelled and not finished:
+                self._count("cancelled")
+            self.cancelled.discard(request_id)
 
     def _count(self, key: str) -> None:
         with self.count_lock:
@@ -78,7 +92,9 @@ class EngineActor:
 
     def cancel(self, request_id: str) -> None:
         self.cancelled.add(request_id)
+        if hasattr(self.engine, "cancel"):
+            self.engine.cancel(request_id)
 
-    def embed(self, texts: list[str]) -> Embeddings:
-        with self.lock:
+    def embed(self, texts: list[str], project: str | None = None) -> Embeddings:
+        with self.lock.hold(project):
             return self.engine.embed(texts)

@@ -43,6 +43,14 @@ class GenerateRequest:
     """Chat messages: dicts with 'role' and 'content' (a string), rendered by the model's template."""
     adapter: str | None = None
     """Path of a LoRA adapter directory to apply for this request (engines that support it)."""
+    project: str | None = None
+    """The project asking: engines admit waiting requests round-robin across projects."""
+    request_id: str | None = None
+    """Set by the actor: `cancel(request_id)` stops this generation, queued or running."""
+
+
+class Cancelled(Exception):
+    """The caller went away: a generation stops without a result (nobody reads it)."""
 
 
 @dataclass

@@ -27,6 +27,7 @@ import llama_cpp
 import numpy as np
 
 from rixin.engines.base import Chunk, SamplingParams, TokenLogprob, TopLogprob
+from rixin.engines.fair import FairQueue
 
 PENALTY_LAST_N = 64
 """Tokens the frequency/presence penalties look back on (llama-cpp-python's default)."""
@@ -115,6 +116,10 @@ class Sequence:
     sampler: Sampler | None = None
     scanner: StopScanner | None = None
     decoder: object = None
+    project: str | None = None
+    """Waiting sequences are admitted round-robin across projects."""
+    retries: int = 0
+    """Times it was put back in the queue after a failed shared decode."""
 
 
 @dataclass
@@ -146,19 +151,31 @@ class BatchScheduler:
         self.slots = [Slot(i) for i in range(n_slots)]
         self.cache_cells = cache_cells
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self.waiting: queue.SimpleQueue[Sequence] = queue.SimpleQueue()
+        self.waiting: FairQueue[Sequence] = FairQueue()
         self.wake = threading.Event()
         self.clock = 0
-        self.stats = {"steps": 0, "batched_tokens": 0, "prompt_tokens_reused": 0, "max_batch_seqs": 0}
+        self.stats = {"steps": 0, "batched_tokens": 0, "prompt_tokens_reused": 0, "max_batch_seqs": 0,
+                      "dropped": 0}
+        """`dropped`: sequences left (queued or decoding) because their caller went away."""
         self.thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self.thread.start()
 
     def submit(self, seq: Sequence) -> None:
-        self.waiting.put(seq)
+        """Queue `seq` behind its project's earlier sequences (projects are served in turn)."""
+        if not seq.prompt or not all(0 <= t < self.n_vocab for t in seq.prompt):
+            # The engine always sends at least one token; a bad sequence fails alone, here,
+            # instead of inside a step that every other sequence shares.
+            seq.out.put(ValueError("a sequence needs a prompt of at least one valid token id"))
+            return
+        self.waiting.put(seq.project, seq)
         self.wake.set()
 
     def active(self) -> int:
         return sum(s.active is not None for s in self.slots)
+
+    def queued(self) -> int:
+        """Sequences waiting for a slot (cancelled ones excluded: they leave at the next admit)."""
+        return self.waiting.count(lambda seq: not seq.cancelled)
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -171,34 +188,55 @@ class BatchScheduler:
                 self.wake.clear()
                 continue
             for seq in [q for q in running if q.cancelled]:
+                self.stats["dropped"] += 1
                 self._finish(seq, None)
             running = [q for q in running if not q.cancelled]
             if running:
                 try:
                     self._step(running)
-                except Exception as e:  # noqa: BLE001 - every waiting caller gets the error
-                    for seq in running:
-                        seq.out.put(e)
-                        self._release(seq, keep_cache=False)
+                except Exception as e:  # noqa: BLE001 - the shared decode itself failed
+                    self._decode_failed(running, e)
 
     def _admit(self) -> None:
-        """Move waiting sequences into free slots, reusing the longest cached prefix."""
+        """Move waiting sequences into free slots, round-robin across projects, reusing the
+        longest cached prefix."""
         while True:
             free = [s for s in self.slots if s.active is None]
             if not free:
                 return
-            try:
-                seq = self.waiting.get_nowait()
-            except queue.Empty:
+            seq = self.waiting.pop(drop=self._dropped)
+            if seq is None:
                 return
-            if seq.cancelled:
-                continue
             try:
                 self._place(seq, free)
             except Exception as e:  # noqa: BLE001 - e.g. a grammar llama.cpp rejects: this caller's error
-                seq.out.put(e)
-                if seq.slot >= 0:
-                    self._release(seq, keep_cache=False)
+                self._fail(seq, e)
+
+    def _dropped(self, seq: Sequence) -> bool:
+        """Whether a waiting sequence is to be dropped: its caller went away."""
+        if seq.cancelled:
+            self.stats["dropped"] += 1
+        return seq.cancelled
+
+    def _fail(self, seq: Sequence, error: BaseException) -> None:
+        """End one sequence with `error`; the others in the batch go on."""
+        seq.out.put(error)
+        if seq.slot >= 0 and self.slots[seq.slot].active is seq:
+            self._release(seq, keep_cache=False)
+
+    def _decode_failed(self, running: list[Sequence], error: BaseException) -> None:
+        """A failure of the step every sequence shares. Sequences that streamed nothing yet
+        start over once (their cells are dropped: the cache state after a failed decode is not
+        trusted); the others, and a second failure, get the error."""
+        for seq in running:
+            streamed = seq.produced > 0
+            self._release(seq, keep_cache=False)
+            if streamed or seq.retries >= 1 or seq.cancelled:
+                seq.out.put(error)
+                continue
+            seq.retries += 1
+            seq.slot, seq.fed, seq.pending = -1, 0, None
+            self.waiting.put(seq.project, seq, front=True)
 
     def _place(self, seq: Sequence, free: list[Slot]) -> None:
         # The prompt's last token is always fed again: its logits start the generation.
@@ -265,7 +303,10 @@ class BatchScheduler:
         self.stats["batched_tokens"] += n
         self.stats["max_batch_seqs"] = max(self.stats["max_batch_seqs"], len(running))
         for seq, row in rows:
-            self._advance(seq, row)
+            try:
+                self._advance(seq, row)
+            except Exception as e:  # noqa: BLE001 - its sampler, grammar or detokenizer: its own error
+                self._fail(seq, e)
 
     @staticmethod
     def _put(b, i: int, token: int, pos: int, seq_id: int, logits: bool) -> None:
@@ -297,6 +338,8 @@ class BatchScheduler:
         self._release(seq, keep_cache=True)
 
     def _release(self, seq: Sequence, keep_cache: bool) -> None:
+        if seq.slot < 0:
+            return
         slot = self.slots[seq.slot]
         slot.active = None
         self.clock += 1

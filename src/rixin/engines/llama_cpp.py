@@ -15,11 +15,13 @@ import json
 import os
 import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from rixin.engines.base import Chunk, EngineInfo, GenerateRequest, SamplingParams, check_context
+from rixin.engines.base import Cancelled, Chunk, EngineInfo, GenerateRequest, SamplingParams, check_context
 from rixin.engines.llama_batch import BatchScheduler, Sequence, StopScanner  # noqa: F401 - re-exported
+from rixin.engines.prompt_text import PromptText
 from rixin.errors import InvalidRequest
 
 
@@ -147,25 +149,39 @@ class LlamaCppEngine:
         self.formatter = (Jinja2ChatFormatter(template, piece(self.llm.token_eos()), piece(self.llm.token_bos()))
                           if template else None)
         self._grammars: dict[str, object] = {}
+        self.prompt_text = PromptText.for_llama(self.llm, context_length)
+        self._live: dict[str, _Live] = {}
         self.scheduler = BatchScheduler(self.llm, self._ctx.ctx, n_slots=slots, n_batch=512,
                                         cache_cells=context_length * slots if cache_tokens is None else cache_tokens)
 
     def info(self) -> EngineInfo:
         return EngineInfo(self.model_id, "llama.cpp", self.context_length, os.getpid())
 
-    def _prompt_tokens(self, request: GenerateRequest) -> list[int]:
+    def _prompt_tokens(self, request: GenerateRequest, live: "_Live | None" = None) -> list[int]:
+        """The prompt's token ids. Text that a client sent (a raw prompt, message contents) is
+        tokenized as text only: `<|im_end|>` typed by a user stays the characters, it never
+        becomes the control token that ends a turn (docs/security.md: role injection)."""
         if request.messages is not None:
-            if self.formatter is None:
-                raise InvalidRequest(f"The model '{self.model_id}' has no chat template; use "
-                                     "/v1/completions with a raw prompt.", param="model")
-            try:
-                text = self.formatter(messages=request.messages).prompt
-            except Exception as e:  # the template's raise_exception, e.g. roles out of order
-                raise InvalidRequest(f"The messages do not fit the model's chat template: {e}",
-                                     param="messages") from e
-            # The template writes the special tokens itself (added_special), so no extra BOS.
-            return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        return self.llm.tokenize((request.prompt or "").encode("utf-8"), add_bos=True, special=False)
+            return self._chat_tokens(request.messages, live)
+        text = request.prompt or ""
+        self.prompt_text.check(text, "prompt")
+        tokens = self.prompt_text.tokenize([text], add_bos=True, live=live)
+        # OpenAI answers an empty prompt: generation starts from the start-of-text token.
+        return tokens or [self.prompt_text.start_token]
+
+    def _chat_tokens(self, messages: list[dict], live: "_Live | None") -> list[int]:
+        if self.formatter is None:
+            raise InvalidRequest(f"The model '{self.model_id}' has no chat template; use "
+                                 "/v1/completions with a raw prompt.", param="model")
+        self.prompt_text.check_messages(messages)
+        try:
+            rendered = self.formatter(messages=self.prompt_text.marked(messages)).prompt
+        except Exception as e:  # the template's raise_exception, e.g. roles out of order
+            raise InvalidRequest(f"The messages do not fit the model's chat template: {e}",
+                                 param="messages") from e
+        # The template writes the special tokens itself (added_special), so no extra BOS.
+        fragments = self.prompt_text.fragments(rendered, messages)
+        return self.prompt_text.tokenize(fragments, add_bos=False, live=live)
 
     def count_prompt_tokens(self, request: GenerateRequest) -> int:
         return len(self._prompt_tokens(request))
@@ -187,23 +203,57 @@ class LlamaCppEngine:
 
     def stats(self) -> dict:
         return {"batch_slots": len(self.scheduler.slots), "active": self.scheduler.active(),
-                **self.scheduler.stats}
+                "waiting": self.scheduler.queued(), **self.scheduler.stats}
+
+    def cancel(self, request_id: str) -> None:
+        """The caller went away: stop its generation wherever it is (tokenizing, waiting for a
+        slot, decoding) and free what it holds."""
+        live = self._live.get(request_id)
+        if live is None:
+            return
+        live.cancelled = True
+        if live.seq is not None:
+            live.seq.cancelled = True
+            live.seq.out.put(Cancelled())  # wakes the thread streaming it
+            self.scheduler.wake.set()
 
     def generate(self, request: GenerateRequest) -> Iterator[Chunk]:
-        p = request.params
-        prompt = self._prompt_tokens(request)
-        budget = check_context(len(prompt), p.max_tokens, self.context_length)
-        seq = Sequence(prompt, p, budget, grammar=self._grammar(p))
-        self.scheduler.submit(seq)
+        live = _Live()
+        if request.request_id is not None:
+            self._live[request.request_id] = live
         try:
-            while True:
-                chunks, error = drain(seq.out)
-                if chunks:
-                    yield merge(chunks)
-                    if chunks[-1].finish_reason is not None:
-                        return
-                if error is not None:
-                    raise error
+            p = request.params
+            prompt = self._prompt_tokens(request, live)
+            budget = check_context(len(prompt), p.max_tokens, self.context_length)
+            live.seq = seq = Sequence(prompt, p, budget, grammar=self._grammar(p), project=request.project)
+            if live.cancelled:
+                return
+            self.scheduler.submit(seq)
+            yield from self._stream(seq)
+        except Cancelled:
+            return  # nobody is reading
         finally:
-            seq.cancelled = True  # a no-op once finished; otherwise the scheduler drops it
-            self.scheduler.wake.set()
+            if request.request_id is not None:
+                self._live.pop(request.request_id, None)
+            if live.seq is not None:
+                live.seq.cancelled = True  # a no-op once finished; otherwise the scheduler drops it
+                self.scheduler.wake.set()
+
+    @staticmethod
+    def _stream(seq: Sequence) -> Iterator[Chunk]:
+        while True:
+            chunks, error = drain(seq.out)
+            if chunks:
+                yield merge(chunks)
+                if chunks[-1].finish_reason is not None:
+                    return
+            if error is not None:
+                raise error
+
+
+@dataclass
+class _Live:
+    """A generation the actor may cancel: set while it tokenizes, then its sequence."""
+
+    cancelled: bool = False
+    seq: Sequence | None = None

@@ -88,6 +88,8 @@ class EnginePool:
         self.settings = settings
         self.replicas: dict[str, list[Replica]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._project_inflight: dict[tuple[str, str | None], int] = {}
+        """Requests in flight per (model, project), across the model's replicas."""
 
     def _count(self, spec: ModelSpec) -> int:
         return 1 if spec.engine == "sentence" else self.settings.engine_replicas
@@ -147,10 +149,21 @@ class EnginePool:
             raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
 
     @asynccontextmanager
-    async def _slot(self, replica: Replica):
+    async def _slot(self, replica: Replica, project: str | None):
+        """Hold a place in `replica`'s queue for one request of `project`: 429 when the queue
+        is full, or when the project already holds its share of the model's queues (so one
+        tenant flooding a model leaves room for the others; docs/security.md)."""
         if replica.inflight >= self.settings.engine_queue_size:
             raise QueueFull(f"The queue of model '{replica.spec.id}' is full "
                             f"({replica.inflight} requests); retry after a second.", retry_after=1)
+        share = (replica.spec.id, project)
+        held = self._project_inflight.get(share, 0)
+        cap = self.settings.engine_queue_per_project * len(self.replicas.get(replica.spec.id) or (replica,))
+        if held >= cap:
+            raise QueueFull(f"Your project already has {held} requests queued or running on model "
+                            f"'{replica.spec.id}', its share of the queue; retry after a second.",
+                            retry_after=1)
+        self._project_inflight[share] = held + 1
         replica.inflight += 1
         metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
         try:
@@ -166,6 +179,9 @@ class EnginePool:
                                     "it is being restarted. Retry the request.") from e
         finally:
             replica.inflight -= 1
+            left = self._project_inflight.pop(share) - 1
+            if left:
+                self._project_inflight[share] = left
             metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
 
     async def _until_alive(self, replica: Replica) -> None:
@@ -205,18 +221,18 @@ class EnginePool:
             replica.actor, replica.info, replica.node_id = await self._launch_pinned(
                 replica.spec, replica.index, target, avoid=siblings)
 
-    async def _call(self, spec: ModelSpec, method: str, *args):
+    async def _call(self, spec: ModelSpec, project: str | None, method: str, *args):
         """An idempotent call; retried once on a replica that died before answering."""
         replica = await self.replica(spec)
-        async with self._slot(replica):
+        async with self._slot(replica, project):
             try:
                 return await getattr(replica.actor, method).remote(*args)
             except DEAD:
                 await self._until_alive(replica)
                 return await getattr(replica.actor, method).remote(*args)
 
-    async def embed(self, spec: ModelSpec, texts: list[str]) -> Embeddings:
-        return await self._call(spec, "embed", texts)
+    async def embed(self, spec: ModelSpec, texts: list[str], project: str | None = None) -> Embeddings:
+        return await self._call(spec, project, "embed", texts, project)
 
     async def generate(self, spec: ModelSpec, request: GenerateRequest) -> AsyncIterator[Chunk]:
         """Stream chunks. A replica that dies before the first chunk is waited for and the
@@ -224,7 +240,7 @@ class EnginePool:
         if spec.adapter is not None:
             request = replace(request, adapter=spec.adapter)
         replica = await self.replica(spec)
-        async with self._slot(replica):
+        async with self._slot(replica, request.project):
             for attempt in (1, 2):
                 started = False
                 try:

@@ -41,6 +41,7 @@ from rixin.engines.base import (
     TopLogprob,
     check_context,
 )
+from rixin.engines.prompt_text import PromptText
 from rixin.errors import InvalidRequest
 
 # The attention cost and KV cache grow with the context; on a CPU nobody waits for 32k tokens,
@@ -80,6 +81,7 @@ class TransformersEngine:
         self._context_length = _context_length(self._model.config, context_length)
         self._eos_ids = _eos_token_ids(self._model, self._tokenizer)
         self._token_texts = _TokenTexts(self._tokenizer)
+        self._prompt_text = PromptText.for_hf(self._tokenizer, self._context_length)
         # The PeftModel is created around self._model when the first adapter is requested;
         # peft injects LoRA layers into self._model in place, so both names see the same modules.
         self._peft = None
@@ -117,13 +119,16 @@ class TransformersEngine:
     # ---- prompt ----------------------------------------------------------------------------
 
     def _prompt_ids(self, request: GenerateRequest) -> list[int]:
+        """Client text (prompt, contents) is tokenized as text only: special-looking strings in
+        it stay characters, never control tokens (engines/prompt_text.py)."""
         if (request.prompt is None) == (request.messages is None):
             raise InvalidRequest("Set exactly one of prompt and messages.", param="messages")
         if request.prompt is not None:
-            # The tokenizer adds BOS where its model expects one (add_special_tokens default).
-            ids = self._tokenizer(request.prompt).input_ids
-            if not ids and self._tokenizer.bos_token_id is not None:
-                ids = [self._tokenizer.bos_token_id]  # the model needs one token to start from
+            self._prompt_text.check(request.prompt, "prompt")
+            # The tokenizer adds BOS where its model expects one (add_special_tokens).
+            ids = self._prompt_text.tokenize([request.prompt], add_bos=True)
+            if not ids and self._prompt_text.start_token is not None:
+                ids = [self._prompt_text.start_token]  # the model needs one token to start from
             if not ids:
                 raise InvalidRequest("The prompt is empty.", param="prompt")
             return ids
@@ -132,16 +137,18 @@ class TransformersEngine:
                 f"Model {self.model_id} has no chat template; send a raw prompt to /v1/completions.",
                 param="messages",
             )
+        self._prompt_text.check_messages(request.messages)
         try:
             text = self._tokenizer.apply_chat_template(
-                request.messages, add_generation_prompt=True, tokenize=False
+                self._prompt_text.marked(request.messages), add_generation_prompt=True, tokenize=False
             )
         except (TemplateError, TypeError, KeyError, ValueError) as e:
             raise InvalidRequest(
                 f"The chat template cannot render these messages: {e}", param="messages"
             ) from e
         # The rendered template already holds its special tokens (BOS, <|im_start|>, ...).
-        return self._tokenizer(text, add_special_tokens=False).input_ids
+        fragments = self._prompt_text.fragments(text, request.messages)
+        return self._prompt_text.tokenize(fragments, add_bos=False)
 
     # ---- the decode loop -------------------------------------------------------------------
 

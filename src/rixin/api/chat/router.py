@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from rixin.api.chat import service
 from rixin.api.chat.protocol import ChatCompletionRequest
@@ -12,6 +12,6 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, platform: Platform = Depends(get_platform),
-                           caller: Caller = Depends(get_caller)):
-    return await service.create(platform, caller, body)
+async def chat_completions(body: ChatCompletionRequest, request: Request,
+                           platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
+    return await service.create(platform, caller, body, request)

@@ -6,10 +6,11 @@ import time
 import uuid
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import Collected, choice_events, collect, stream_response, usage
+from rixin.api.streaming import Collected, choice_events, respond_when_done, stream_response, usage
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import InvalidRequest
 from rixin.flywheel.hook import track
@@ -55,7 +56,8 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
     return out
 
 
-def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequest]:
+def build_requests(body: ChatCompletionRequest, max_n: int,
+                   project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(tools=body.tools, functions=body.functions, logit_bias=body.logit_bias)
     if body.modalities and "audio" in body.modalities:
         raise InvalidRequest("Audio output is not supported; use modalities ['text'].",
@@ -76,7 +78,7 @@ def build_requests(body: ChatCompletionRequest, max_n: int) -> list[GenerateRequ
             logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs,
             presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
             response_format=body.response_format)
-        requests.append(GenerateRequest(params, messages=messages))
+        requests.append(GenerateRequest(params, messages=messages, project=project))
     return requests
 
 
@@ -88,11 +90,12 @@ def _answer(cid: str, created: int, model: str, results: list[Collected], wants_
                              usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
 
 
-async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest):
+async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest,
+                 request: Request | None = None):
     # A deployment name resolves once per request: a concurrent switch never mixes targets.
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
-    requests = build_requests(body, platform.settings.max_n)
+    requests = build_requests(body, platform.settings.max_n, caller.project_id)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     wants_logprobs = bool(body.logprobs)
     events = track(platform, caller, resolved, body, cid=cid, endpoint="chat.completions", n=len(requests),
@@ -101,7 +104,8 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
                    prompt_text="\n".join(m["content"] for m in requests[0].messages))
 
     if not body.stream:
-        return _answer(cid, created, shown, await collect(events, len(requests)), wants_logprobs)
+        return await respond_when_done(events, len(requests), request,
+                                       lambda results: _answer(cid, created, shown, results, wants_logprobs))
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False

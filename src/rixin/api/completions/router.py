@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from rixin.api.completions import service
 from rixin.api.completions.protocol import CompletionRequest
@@ -12,6 +12,6 @@ router = APIRouter(prefix="/v1")
 
 
 @router.post("/completions")
-async def completions(body: CompletionRequest, platform: Platform = Depends(get_platform),
-                      caller: Caller = Depends(get_caller)):
-    return await service.create(platform, caller, body)
+async def completions(body: CompletionRequest, request: Request,
+                      platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
+    return await service.create(platform, caller, body, request)

@@ -6,10 +6,11 @@ import time
 import uuid
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from rixin.api.completions.protocol import CompletionRequest, completion_object, legacy_logprobs
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import Collected, choice_events, collect, stream_response, usage
+from rixin.api.streaming import Collected, choice_events, respond_when_done, stream_response, usage
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import ContextLengthExceeded, InvalidRequest
 from rixin.flywheel.hook import track
@@ -39,7 +40,8 @@ async def about_the_prompt(events):
         await events.aclose()
 
 
-def build_requests(body: CompletionRequest, max_n: int) -> list[GenerateRequest]:
+def build_requests(body: CompletionRequest, max_n: int,
+                   project: str | None = None) -> list[GenerateRequest]:
     reject_unsupported(suffix=body.suffix, logit_bias=body.logit_bias)
     if body.best_of is not None and body.best_of != (body.n or 1):
         raise InvalidRequest("'best_of' other than n is not supported; remove it.", param="best_of",
@@ -60,14 +62,15 @@ def build_requests(body: CompletionRequest, max_n: int) -> list[GenerateRequest]
                 stop=body.stop, seed=None if body.seed is None else body.seed + i,
                 logprobs=body.logprobs is not None, top_logprobs=body.logprobs,
                 presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty)
-            requests.append(GenerateRequest(params, prompt=prompt))
+            requests.append(GenerateRequest(params, prompt=prompt, project=project))
     return requests
 
 
-async def create(platform: Platform, caller: Caller, body: CompletionRequest):
+async def create(platform: Platform, caller: Caller, body: CompletionRequest,
+                 request: Request | None = None):
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
-    requests = build_requests(body, platform.settings.max_n)
+    requests = build_requests(body, platform.settings.max_n, caller.project_id)
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = [r.prompt if body.echo else "" for r in requests]
     wants_logprobs = body.logprobs is not None
@@ -84,7 +87,7 @@ async def create(platform: Platform, caller: Caller, body: CompletionRequest):
                    events=about_the_prompt(choice_events(platform.pool, spec_of(row), requests)),
                    respond=answer, prompt_text="\n".join(r.prompt for r in requests))
     if not body.stream:
-        return answer(await collect(events, len(requests)))
+        return await respond_when_done(events, len(requests), request, answer)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False

@@ -29,7 +29,7 @@ def texts_of(value) -> list[str]:
 async def create(platform: Platform, caller: Caller, body: EmbeddingRequest) -> dict:
     row = await run_in_threadpool(platform.registry.get, body.model, caller, kind="embedding")
     texts = texts_of(body.input)
-    result = await platform.pool.embed(spec_of(row), texts)
+    result = await platform.pool.embed(spec_of(row), texts, caller.project_id)
     native = result.vectors.shape[1]
     if body.dimensions is not None and body.dimensions != native:
         raise InvalidRequest(f"The model '{row.id}' does not support 'dimensions' other than its "
