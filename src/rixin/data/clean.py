@@ -27,10 +27,10 @@ from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for, text
 from rixin.data.recipe_store import RecipeStore
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
-from rixin.jobs.shards import (finish_once, mark_done, remove_shards, resume, shard_name, shard_path,
+from rixin.jobs.shards import (Resume, finish_once, mark_done, remove_shards, resume, shard_name, shard_path,
                                split_records)
 from rixin.store.artifacts import atomic_write
-from rixin.store.schema import Job
+from rixin.store.schema import DatasetVersion, Job
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 2000
@@ -119,17 +119,23 @@ def split_into_shards(source: Path, work: Path, shard_size: int) -> int:
     return split_records(iter_jsonl(source), work, shard_size)
 
 
+def shard_source(platform, job: Job) -> tuple[DatasetVersion, Path, int, Resume]:
+    """The start of a job over a dataset version (cleaning, labeling): the version, read as the
+    job's project; the job's work dir, holding the version split into shards; where it stands."""
+    caller = Caller(job.project_id, "", "", False)
+    source = platform.datasets.version(caller, job.params["dataset_id"], job.params["version"])
+    work = platform.work_dir / job.id
+    total = split_into_shards(platform.artifacts.path(source.sha256), work, job.params["shard_size"])
+    return source, work, total, resume(work, [shard_name(i) for i in range(total)])
+
+
 def run_clean(platform, job: Job, report) -> dict:
     """Job handler: per-document blocks on Ray Data, then dedup, then the new version."""
     import ray
 
     params = job.params
     recipe = parse_recipe(params["recipe"])
-    caller = Caller(job.project_id, "", "", False)
-    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
-    work = platform.work_dir / job.id
-    total = split_into_shards(platform.artifacts.path(source.sha256), work, params["shard_size"])
-    state = resume(work, [shard_name(i) for i in range(total)])
+    source, work, total, state = shard_source(platform, job)
     report(stage="clean", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            records_total=source.records)
     if state.todo:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from rixin.data.clean import shard_source
 from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.errors import InvalidRequest, ModelNotFound
-from rixin.jobs.shards import (finish_once, remove_shards, resume, run_shards, shard_name, shard_path,
-                               split_records)
+from rixin.jobs.shards import finish_once, remove_shards, run_shards, shard_name, shard_path
 from rixin.label.labelers import Verdict, build_labeler, input_text
 from rixin.label.review import ReviewQueue, labeled_record
 from rixin.label.spec import LabelTask, load_task, parse_task
@@ -92,11 +92,7 @@ def run_label(platform, job: Job, report) -> dict:
     params = job.params
     task = parse_task(params["task"])
     caller = Caller(job.project_id, "", "", False)
-    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
-    work = platform.work_dir / job.id
-    size = params["shard_size"]
-    total = split_records(iter_jsonl(platform.artifacts.path(source.sha256)), work, size)
-    state = resume(work, [shard_name(i) for i in range(total)])
+    source, work, total, state = shard_source(platform, job)
     items_done = sum(state.done.values())
     report(stage="label", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            items_total=source.records, items_done=items_done)
@@ -112,7 +108,7 @@ def run_label(platform, job: Job, report) -> dict:
             report(items_done=items_done)
 
         def do_shard(name: str) -> int:  # an input shard's name is its index
-            return label_shard(shard_path(work, name), int(name) * size, task, labeler, progress)
+            return label_shard(shard_path(work, name), int(name) * params["shard_size"], task, labeler, progress)
 
         run_shards(work, state, do_shard, lambda finished: report(shards_done=finished))
 
