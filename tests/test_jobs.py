@@ -54,3 +54,44 @@ def test_claim_is_exclusive_and_orphans_are_requeued(store):
         s.get(Job, created.id).owner = this_owner().rsplit(":", 1)[0] + ":999999999"  # a dead pid
     assert jobs.requeue_orphans() == [created.id]
     assert jobs.get(None, created.id).status == "queued" and os.getpid()
+
+
+def test_shard_skeleton_resumes_a_crashed_job_without_redoing_finished_shards(tmp_path):
+    """jobs/shards.py, which clean, label and eval run on: split once, a marker per shard,
+    only the shards left run again, the result is made once."""
+    from rixin.jobs.shards import finish_once, remove_shards, resume, run_shards, shard_name, shard_path, split_records
+
+    work = tmp_path / "job"
+    assert split_records(({"id": i} for i in range(7)), work, 3) == 3
+    assert split_records(iter(()), work, 3) == 3  # split.done: the input is not read again
+    names = [shard_name(i) for i in range(3)]
+    ran, reported = [], []
+
+    def do_shard(name: str) -> int:
+        if name == "00001" and not ran:
+            raise KeyboardInterrupt("the job's process dies inside shard 1")
+        ran.append(name)
+        return len(shard_path(work, name).with_suffix(".in.jsonl").read_text().splitlines())
+
+    ran.append("first run")
+    run_shards(work, resume(work, names), do_shard, reported.append)  # shard 0, 1, 2 in order
+    assert ran == ["first run", "00000", "00001", "00002"] and reported == [1, 2, 3]
+
+    (shard_path(work, "00001").with_suffix(".done")).unlink()  # as if killed before its marker
+    shard_path(work, "00002").with_suffix(".done").write_text("")  # an older cleaning job's marker
+    ran.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_shards(work, resume(work, names), do_shard)
+    state = resume(work, names)
+    assert state.done == {"00000": 3, "00002": 0} and state.todo == ["00001"]
+    ran.append("resumed")
+    run_shards(work, state, do_shard, reported.append)
+    assert ran == ["resumed", "00001"] and reported[-1] == 3
+    log = (work / "processed.log").read_text().split()
+    assert log[::2] == ["00000", "00001", "00002", "00001"] and log[1] == str(os.getpid())
+
+    made = []
+    assert finish_once(work, lambda: made.append(1) or {"version": 2}) == {"version": 2}
+    assert finish_once(work, lambda: made.append(1) or {"version": 3}) == {"version": 2} and made == [1]
+    remove_shards(work)
+    assert not (work / "shards").exists() and (work / "version.json").exists()

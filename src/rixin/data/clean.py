@@ -4,16 +4,17 @@
     shards/NNNNN.out.jsonl + .sig.npy + .report.json + .done ─driver─▶ exact and near dedup
     over all shards ─▶ new version artifact + merged report
 
-A shard whose `.done` marker exists is never processed again, so a job killed halfway and
-restarted (by the gateway's runner or `rixin data clean --resume`) redoes only the rest.
-Every write is atomic (temporary file, fsync, rename).
+The shards, their `.done` markers and resume are jobs/shards.py's skeleton: a shard whose
+marker exists is never processed again, so a job killed halfway and restarted (by the
+gateway's runner or `rixin data clean --resume`) redoes only the rest. Its shards run on Ray
+Data (the map function leaves each marker), not in the skeleton's loop. Every write is atomic
+(temporary file, fsync, rename).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -26,8 +27,10 @@ from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for, text
 from rixin.data.recipe_store import RecipeStore
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
+from rixin.jobs.shards import (Resume, finish_once, mark_done, remove_shards, resume, shard_name, shard_path,
+                               split_records)
 from rixin.store.artifacts import atomic_write
-from rixin.store.schema import Job
+from rixin.store.schema import DatasetVersion, Job
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 2000
@@ -75,7 +78,8 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
     from rixin.data.dedup import minhash_signature, normalized_hash
 
     recipe = parse_recipe(recipe_data)
-    shard = Path(work) / "shards" / f"{row['index']:05d}"
+    name = shard_name(row["index"])
+    shard = shard_path(Path(work), name)
     blocks = build_blocks(recipe)
     transforms = text_transforms(recipe, blocks)
     report = Report(samples_per_reason=recipe.samples_per_reason)
@@ -97,9 +101,7 @@ def process_shard(work: str, recipe_data: dict, row: dict) -> dict:
         array = np.stack(signatures) if signatures else np.zeros((0, recipe.near_dedup.num_perm), np.uint32)
         _atomic_npy(shard.with_suffix(".sig.npy"), array)
     atomic_write(shard.with_suffix(".report.json"), json.dumps(report.to_dict()).encode())
-    atomic_write(shard.with_suffix(".done"), b"")
-    with (Path(work) / "processed.log").open("a") as log:  # an audit trail of shard runs
-        log.write(f"{row['index']} {os.getpid()}\n")
+    mark_done(Path(work), name, report.docs_in)
     return {"index": row["index"], "in": report.docs_in, "out": report.docs_out}
 
 
@@ -113,25 +115,18 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 
 
 def split_into_shards(source: Path, work: Path, shard_size: int) -> int:
-    """Write the input shards once (marker `shards/split.done`); returns their number."""
-    shards = work / "shards"
-    marker = shards / "split.done"
-    if marker.exists():
-        return int(marker.read_text())
-    shutil.rmtree(shards, ignore_errors=True)
-    shards.mkdir(parents=True)
-    count, out = 0, None
-    for n, record in enumerate(iter_jsonl(source)):
-        if n % shard_size == 0:
-            if out:
-                out.close()
-            out = (shards / f"{count:05d}.in.jsonl").open("w", encoding="utf-8")
-            count += 1
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if out:
-        out.close()
-    atomic_write(marker, str(count).encode())
-    return count
+    """Write the input shards of a version JSONL once; returns their number."""
+    return split_records(iter_jsonl(source), work, shard_size)
+
+
+def shard_source(platform, job: Job) -> tuple[DatasetVersion, Path, int, Resume]:
+    """The start of a job over a dataset version (cleaning, labeling): the version, read as the
+    job's project; the job's work dir, holding the version split into shards; where it stands."""
+    caller = Caller(job.project_id, "", "", False)
+    source = platform.datasets.version(caller, job.params["dataset_id"], job.params["version"])
+    work = platform.work_dir / job.id
+    total = split_into_shards(platform.artifacts.path(source.sha256), work, job.params["shard_size"])
+    return source, work, total, resume(work, [shard_name(i) for i in range(total)])
 
 
 def run_clean(platform, job: Job, report) -> dict:
@@ -140,21 +135,16 @@ def run_clean(platform, job: Job, report) -> dict:
 
     params = job.params
     recipe = parse_recipe(params["recipe"])
-    caller = Caller(job.project_id, "", "", False)
-    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
-    work = platform.work_dir / job.id
-    total = split_into_shards(platform.artifacts.path(source.sha256), work, params["shard_size"])
-    done = [i for i in range(total) if (work / "shards" / f"{i:05d}.done").exists()]
-    todo = [i for i in range(total) if i not in set(done)]
-    report(stage="clean", shards_total=total, shards_done=len(done), shards_skipped=len(done),
+    source, work, total, state = shard_source(platform, job)
+    report(stage="clean", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            records_total=source.records)
-    if todo:
-        ds = ray.data.from_items([{"index": i} for i in todo], override_num_blocks=len(todo))
+    if state.todo:
+        ds = ray.data.from_items([{"index": int(name)} for name in state.todo], override_num_blocks=len(state.todo))
         mapped = ds.map(partial(process_shard, str(work), params["recipe"]))
-        for finished, _row in enumerate(mapped.iter_rows(), start=len(done) + 1):
+        for finished, _row in enumerate(mapped.iter_rows(), start=len(state.done) + 1):
             report(shards_done=finished)
-    created = work / "version.json"  # the new version exists: a resumed job only reports it
-    if not created.exists():
+
+    def create_version() -> dict:
         report(stage="dedup")
         sha256, kept, merged = dedup_and_write(platform.artifacts, work, total, recipe)
         used = params.get("recipe_source") or {"name": params["recipe_name"]}
@@ -162,19 +152,24 @@ def run_clean(platform, job: Job, report) -> dict:
             source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "recipe_source": used,
                                                  "job_id": job.id, "recipe_settings": params["recipe"]},
             sha256, kept, source.format, {"recipe": used, **merged})
-        atomic_write(created, json.dumps({"version": version.version, "version_id": version.id,
-                                           "documents_out": kept}).encode())
-    result = json.loads(created.read_text())
+        return {"version": version.version, "version_id": version.id, "documents_out": kept}
+
+    result = finish_once(work, create_version)
     report(stage="done")
-    shutil.rmtree(work / "shards", ignore_errors=True)
+    remove_shards(work)
     return {"dataset_id": source.dataset_id, "documents_in": source.records, **result}
 
 
 def merge_reports(work: Path, total: int, samples_per_reason: int) -> Report:
     merged = Report(samples_per_reason=samples_per_reason)
     for i in range(total):
-        merged.merge(Report.from_dict(json.loads((work / "shards" / f"{i:05d}.report.json").read_text())))
+        saved = shard_path(work, shard_name(i)).with_suffix(".report.json").read_text()
+        merged.merge(Report.from_dict(json.loads(saved)))
     return merged
+
+
+def _out_lines(work: Path, index: int) -> list[str]:
+    return shard_path(work, shard_name(index)).with_suffix(".out.jsonl").read_text(encoding="utf-8").splitlines()
 
 
 def _shard_texts(work: Path, where: list[tuple[int, int]]):
@@ -187,7 +182,7 @@ def _shard_texts(work: Path, where: list[tuple[int, int]]):
             wanted.setdefault(shard, {})[row] = k
         out = {}
         for shard, rows in wanted.items():
-            lines = (work / "shards" / f"{shard:05d}.out.jsonl").read_text(encoding="utf-8").splitlines()
+            lines = _out_lines(work, shard)
             for row, k in rows.items():
                 record = json.loads(lines[row])["record"]
                 out[k] = "\n".join(c[key] for c, key in text_fields(record))
@@ -204,9 +199,9 @@ def find_duplicates(work: Path, total: int, recipe: Recipe) -> dict[str, tuple[s
     first_with_hash: dict[str, str] = {}
     near_ids, near_rows, near_where = [], [], []
     for i in range(total):
-        shard = work / "shards" / f"{i:05d}"
+        shard = shard_path(work, shard_name(i))
         signatures = np.load(shard.with_suffix(".sig.npy")) if recipe.runs_near_dedup else None
-        for row, line in enumerate(shard.with_suffix(".out.jsonl").read_text(encoding="utf-8").splitlines()):
+        for row, line in enumerate(_out_lines(work, i)):
             item = json.loads(line)
             rid = item["record"]["id"]
             if recipe.runs_exact_dedup:
@@ -234,7 +229,7 @@ def dedup_and_write(artifacts, work: Path, total: int, recipe: Recipe) -> tuple[
     with artifacts.writer() as sink:
         for i in range(total):
             out = []
-            for line in (work / "shards" / f"{i:05d}.out.jsonl").read_text(encoding="utf-8").splitlines():
+            for line in _out_lines(work, i):
                 item = json.loads(line)
                 record = item["record"]
                 if record["id"] in drop:

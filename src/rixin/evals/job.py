@@ -5,10 +5,10 @@
       ─merge─▶ results JSONL artifact (one line per item, every model's output and scores,
                the per-item difference b − a) ─▶ summary on the EvalRun row
 
-Resumable like the label job (label/job.py): a shard with its `.done` marker is skipped when
-the job runs again after a crash; writes are atomic. A plain loop, not Ray Data: generation
-happens inside one engine replica (a Ray actor that serialises requests), so parallel tasks
-would only queue on it.
+Resumable like the label job, on the same skeleton (jobs/shards.py): a shard with its `.done`
+marker is skipped when the job runs again after a crash; writes are atomic. A plain loop, not
+Ray Data: generation happens inside one engine replica (a Ray actor that serialises
+requests), so parallel tasks would only queue on it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ from rixin.evals.compare import summarise
 from rixin.evals.evalset import EvalItem, load_items
 from rixin.evals.graders import build_grader, parse_graders
 from rixin.data.records import iter_jsonl, write_jsonl
+from rixin.jobs.shards import resume, run_shards, shard_name, shard_path
 from rixin.store.artifacts import atomic_write
 from rixin.store.schema import EvalRun, Job, utcnow
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 25  # items per (model, shard): the unit of resume
+
+
+def model_shard(m: int, s: int) -> str:
+    """The name of model m's shard s: model a's shards sort before model b's."""
+    return f"m{m}-{shard_name(s)}"
 
 
 def generate(engine, item: EvalItem, max_tokens: int, system: str = "") -> tuple[str, str]:
@@ -48,7 +54,8 @@ def grade_item(graders, item: EvalItem, output: str) -> dict:
 
 
 def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: int, system: str,
-              progress) -> None:
+              progress) -> int:
+    """Generate and grade one (model, shard) into its `.jsonl`; returns its items."""
     lines = []
     for item in items:
         output, finish = generate(engine, item, max_tokens, system)
@@ -56,7 +63,7 @@ def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: in
                                  **grade_item(graders, item, output)}, ensure_ascii=False))
         progress(1)
     atomic_write(path.with_suffix(".jsonl"), ("\n".join(lines) + "\n").encode())
-    atomic_write(path.with_suffix(".done"), str(len(items)).encode())
+    return len(items)
 
 
 def _items(platform, params: dict, caller: Caller, work: Path) -> list[EvalItem]:
@@ -88,12 +95,12 @@ def run_eval(platform, job: Job, report) -> dict:
     variants, configs = params["models"], parse_graders(params["graders"])
     models = [v["name"] for v in variants]
     shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]
-    todo = [(m, s) for m in range(len(models)) for s in range(len(shards))
-            if not (work / "shards" / f"m{m}-{s:05d}.done").exists()]
-    done = len(items) * len(models) - sum(len(shards[s]) for _, s in todo)
-    report(stage="generate", items_total=len(items) * len(models), items_done=done, shards_skipped=
-           len(models) * len(shards) - len(todo))
-    if todo:
+    plan = {model_shard(m, s): (m, s) for m in range(len(models)) for s in range(len(shards))}
+    state = resume(work, plan)
+    done = sum(state.done.values())
+    report(stage="generate", items_total=len(items) * len(models), items_done=done,
+           shards_skipped=len(state.done))
+    if state.todo:
         engines: dict[tuple[str, str], object] = {}
 
         def engine(model_id: str, kind: str):
@@ -108,9 +115,12 @@ def run_eval(platform, job: Job, report) -> dict:
             done += n
             report(items_done=done)
 
-        for m, s in todo:
-            run_shard(work / "shards" / f"m{m}-{s:05d}", shards[s], engine(variants[m]["model"], "chat"), graders,
-                      params["max_tokens"], variants[m]["system"], progress)
+        def do_shard(name: str) -> int:
+            m, s = plan[name]
+            return run_shard(shard_path(work, name), shards[s], engine(variants[m]["model"], "chat"), graders,
+                             params["max_tokens"], variants[m]["system"], progress)
+
+        run_shards(work, state, do_shard)
     report(stage="summarise")
     merged = merge(work, items, models, len(shards))
     summary = summarise(merged, models, [c.label for c in configs])
@@ -129,7 +139,7 @@ def merge(work: Path, items: list[EvalItem], models: list[str], shard_count: int
               for it in items]
     for m, model in enumerate(models):
         for s in range(shard_count):
-            for line in iter_jsonl(work / "shards" / f"m{m}-{s:05d}.jsonl"):
+            for line in iter_jsonl(shard_path(work, model_shard(m, s)).with_suffix(".jsonl")):
                 merged[line.pop("index")]["outputs"][model] = line
     for record in merged:
         record["diff"] = (record["outputs"][models[1]]["mean"] - record["outputs"][models[0]]["mean"]

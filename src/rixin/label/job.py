@@ -8,25 +8,23 @@ into a new dataset version (confidence ≥ threshold) and the review queue (belo
 A plain loop over shards in the job's thread, not Ray Data: the work happens inside ONE engine
 replica (a Ray actor that serialises generations behind a lock, shared with the gateway's chat
 traffic), so Ray Data's parallel map would only add tasks queueing on that actor, and the
-model would have to be loaded again in each worker if we bypassed it. The loop keeps what
-matters from cleaning: shards from data/clean.split_into_shards, a `.done` marker per shard
-(holding its item count), finished shards skipped on resume, atomic writes, and progress
-through `report` (which also stops the job when it was cancelled).
+model would have to be loaded again in each worker if we bypassed it. The shards, their `.done`
+markers (holding the item count), resume and the loop are jobs/shards.py's skeleton, as for
+cleaning; progress goes through `report` (which also stops the job when it was cancelled).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import select
 
-from rixin.data.clean import split_into_shards
+from rixin.data.clean import shard_source
 from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.errors import InvalidRequest, ModelNotFound
+from rixin.jobs.shards import finish_once, remove_shards, run_shards, shard_name, shard_path
 from rixin.label.labelers import Verdict, build_labeler, input_text
 from rixin.label.review import ReviewQueue, labeled_record
 from rixin.label.spec import LabelTask, load_task, parse_task
@@ -63,7 +61,8 @@ def submit_label(platform, caller: Caller, dataset_id: str, version: int | None,
 
 
 def label_shard(shard: Path, first_index: int, task: LabelTask, labeler, progress) -> int:
-    """Label one input shard; leave `.out.jsonl` and the `.done` marker. Returns its items."""
+    """Label one input shard into its `.out.jsonl`; returns its items (the skeleton leaves the
+    marker)."""
     records = list(iter_jsonl(shard.with_suffix(".in.jsonl")))
     texts = [input_text(r, task.input_field) for r in records]
     verdicts: list[Verdict | None] = [None] * len(records)
@@ -80,9 +79,6 @@ def label_shard(shard: Path, first_index: int, task: LabelTask, labeler, progres
                                  "confidence": verdict.confidence, "reason": verdict.reason},
                                 ensure_ascii=False))
     atomic_write(shard.with_suffix(".out.jsonl"), ("\n".join(lines) + "\n" if lines else "").encode())
-    atomic_write(shard.with_suffix(".done"), str(len(records)).encode())
-    with (shard.parent.parent / "processed.log").open("a") as log:  # an audit trail of shard runs
-        log.write(f"{shard.name} {os.getpid()}\n")
     return len(records)
 
 
@@ -96,17 +92,11 @@ def run_label(platform, job: Job, report) -> dict:
     params = job.params
     task = parse_task(params["task"])
     caller = Caller(job.project_id, "", "", False)
-    source = platform.datasets.version(caller, params["dataset_id"], params["version"])
-    work = platform.work_dir / job.id
-    total = split_into_shards(platform.artifacts.path(source.sha256), work, params["shard_size"])
-    shards = work / "shards"
-    done = {i: int((shards / f"{i:05d}.done").read_text()) for i in range(total)
-            if (shards / f"{i:05d}.done").exists()}
-    todo = [i for i in range(total) if i not in done]
-    items_done = sum(done.values())
-    report(stage="label", shards_total=total, shards_done=len(done), shards_skipped=len(done),
+    source, work, total, state = shard_source(platform, job)
+    items_done = sum(state.done.values())
+    report(stage="label", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            items_total=source.records, items_done=items_done)
-    if todo:
+    if state.todo:
         report(stage="loading model")
         labeler = build_labeler(task, connect(platform, task.model, caller,
                                               "chat" if task.uses_llm else "embedding"))
@@ -117,17 +107,18 @@ def run_label(platform, job: Job, report) -> dict:
             items_done += n
             report(items_done=items_done)
 
-        for finished, i in enumerate(todo, start=len(done) + 1):
-            label_shard(shards / f"{i:05d}", i * params["shard_size"], task, labeler, progress)
-            report(shards_done=finished)
-    created = work / "version.json"  # the outputs exist: a resumed job only reports them
-    if not created.exists():
+        def do_shard(name: str) -> int:  # an input shard's name is its index
+            return label_shard(shard_path(work, name), int(name) * params["shard_size"], task, labeler, progress)
+
+        run_shards(work, state, do_shard, lambda finished: report(shards_done=finished))
+
+    def create_outputs() -> dict:
         report(stage="write")
-        result = write_outputs(platform, job, task, source, work, total)
-        atomic_write(created, json.dumps(result).encode())
-    result = json.loads(created.read_text())
+        return write_outputs(platform, job, task, source, work, total)
+
+    result = finish_once(work, create_outputs)
     report(stage="done")
-    shutil.rmtree(shards, ignore_errors=True)
+    remove_shards(work)
     return {"dataset_id": source.dataset_id, "items_in": source.records, **result}
 
 
@@ -140,7 +131,7 @@ def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, w
     with platform.artifacts.writer() as sink:
         for i in range(total):
             out, review = [], []
-            for item in iter_jsonl(work / "shards" / f"{i:05d}.out.jsonl"):
+            for item in iter_jsonl(shard_path(work, shard_name(i)).with_suffix(".out.jsonl")):
                 stats.add(item)
                 if item["label"] is not None and item["confidence"] >= task.confidence_threshold:
                     out.append(labeled_record(item["record"], task.output_field, item["label"], item["confidence"]))
