@@ -26,6 +26,11 @@ import sys
 import schemathesis.generation.jsonschema.strategy as strategy
 from hypothesis.internal.lambda_sources import lambda_description
 lambda_description(strategy._TYPE_CHECKS["null"])
+# CPython 3.11.7 raises "AST constructor recursion depth mismatch" for compile(..., PyCF_ONLY_AST)
+# deep in a stack (fixed in later 3.11 releases); anyio's lazy importer compiles its own source
+# when first imported, which schemathesis does deep inside a run: import it here, shallow.
+import anyio  # noqa: F401
+import schemathesis.transport.asgi, schemathesis.transport.requests, schemathesis.transport.wsgi  # noqa: E401,F401
 from schemathesis.cli import schemathesis
 sys.argv[0] = "st"
 sys.exit(schemathesis())
