@@ -4,8 +4,9 @@ line) safe to hand to llama.cpp? `check_gbnf` answers None, or why not:
 - it parses: literals, character classes, rule names, groups, `|`, `? * +` and `{m,n}`;
   a rule with an empty body is refused (llama.cpp reads past the line end and fails);
 - every referenced rule is defined;
-- every rule reachable from `root` derives some non-empty text (a rule that derives nothing,
-  or only the empty string, would leave the sampler with no token to pick);
+- every rule reachable from `root` derives some non-empty text, and each of its alternatives
+  derives something (a rule that derives nothing, or only the empty string, or an alternative
+  that dead-ends, e.g. on a lone surrogate, would leave the sampler with no token to pick);
 - no rule reaches itself without consuming a character (left recursion: llama.cpp refuses).
 
 Groups are flattened into numbered rules while parsing (as llama.cpp does), so the fixpoints
@@ -126,7 +127,8 @@ def _parse_body(name: str, body: str, rules: dict) -> str | None:
         if m.group("lit") is not None:
             cps = _chars(m.group("lit")[1:-1])
             if cps is None:
-                return f"rule '{name}': bad escape in {m.group('lit')[:40]}"
+                return (f"rule '{name}': bad escape in {m.group('lit')[:40]} (in a pattern, the converter "
+                        "passes escapes like \\d and \\. through: write [0-9] and [.] instead)")
             seq.append(("lit", bool(cps) and all(_producible(c) for c in cps), 1, 1))
             if cps and not all(_producible(c) for c in cps):
                 seq[-1] = ("cls", False, 1, 1)  # text no token can write: derives nothing
@@ -249,9 +251,13 @@ def check_gbnf(text: str) -> str | None:
                     stack.append(value)
     productive, nullable, non_empty = _fixpoint(rules)
     for name in sorted(reachable):
-        if name not in non_empty:
-            return (f"rule '{_public(name)}' can produce no text (the part of the schema it comes from "
-                    "allows no value)")
+        # Every alternative must lead somewhere: the sampler may start down any of them, and a
+        # dead end half-way leaves it no token to pick.
+        dead = any(not all(lo == 0 or (v in productive if k == "ref" else k == "lit" or v) for k, v, lo, _ in seq)
+                   for seq in rules[name])
+        if name not in non_empty or dead:
+            return (f"rule '{_public(name)}' {'can produce no text' if name not in non_empty else 'has a dead end'} "
+                    "(the part of the schema it comes from allows no value, or text no model can write)")
     cycle = _left_cycle(rules, nullable, reachable)
     if cycle is not None:
         return f"rule '{_public(cycle)}' refers to itself before producing any text (left recursion)"

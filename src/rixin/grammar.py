@@ -208,37 +208,52 @@ def _check_values(schema: dict) -> None:
 # ---------------------------------------------------------------------- 3. convert
 
 
-_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.I)
+def _to_gbnf(schema: dict) -> str:
+    """llama_cpp's converter (json_schema_to_gbnf, with no fetching) with one fix: it puts the
+    JSON text of a const, an enum value or a property name into a GBNF literal escaping only
+    quotes and line ends, so JSON's own escapes (\\n, \\\\, \\u00e9, \\ud83d\\ude00) became
+    GBNF escapes: raw control characters in the output (invalid JSON), lone surrogates and NUL
+    that no token can write (the sampler then had nothing to pick). Backslashes are escaped too,
+    and non-ASCII text is kept as text (fewer tokens than \\u escapes)."""
+    from llama_cpp.llama_grammar import SchemaConverter
 
+    class Converter(SchemaConverter):
+        def _format_literal(self, literal: str) -> str:
+            try:  # JSON text, written by json.dumps with ASCII escapes: keep 中文 and 😀 as they are
+                literal = json.dumps(json.loads(literal), ensure_ascii=False)
+            except ValueError:
+                pass
+            escaped = literal.replace("\\", "\\\\").replace('"', '\\"')
+            return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
-def _join_surrogates(text: str) -> str:
-    """The converter writes json.dumps text into GBNF literals, so '😀' arrives as the escape
-    pair \\ud83d\\ude00, which llama.cpp reads as two (unproducible) code points: one \\U instead."""
-    def one(m: re.Match) -> str:
-        high, low = int(m.group(2), 16), int(m.group(3), 16)
-        return f"{m.group(1)}\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
-    return _SURROGATE_PAIR.sub(one, text)
+    converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    document = json.loads(json.dumps(schema))  # resolve_refs rewrites references in place
+    # resolve_refs stops at a mapping with a $ref, so a root `$ref` hid the references inside
+    # its siblings ($defs): resolve those first, then the root's own.
+    root_ref = document.pop("$ref", None)
+    document = converter.resolve_refs(document, "stdin")
+    if root_ref is not None:
+        document = converter.resolve_refs({**document, "$ref": root_ref}, "stdin")
+    converter.visit(document, "")
+    return converter.format_grammar()
 
 
 def gbnf(schema: dict) -> str:
     """The grammar for `schema` (already through schemas.check), or SchemaProblem."""
     _check_sizes(schema)
     _check_values(schema)
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
     try:
-        text = json_schema_to_gbnf(json.dumps(schema))
+        text = _to_gbnf(schema)
     except RecursionError:
         raise SchemaProblem("the schema is too complex to turn into a grammar for constrained decoding") from None
     except Exception as e:  # noqa: BLE001 - the converter raises Assertion/Value/Key/Type errors alike
-        detail = str(e)[:200] or type(e).__name__
+        detail = f"{type(e).__name__}: {str(e)[:200]}"
         raise SchemaProblem(f"this schema cannot be turned into a grammar for constrained decoding "
                             f"(supported: type, properties, required, additionalProperties, items, "
                             f"prefixItems, enum, const, anyOf, oneOf, allOf, $ref, pattern, format, "
                             f"min/maxLength, min/maxItems): {detail}") from None
     if len(text) > MAX_GRAMMAR_CHARS:
         raise SchemaProblem(f"the schema's grammar would be {len(text)} characters; at most {MAX_GRAMMAR_CHARS}")
-    text = _join_surrogates(text)
     from rixin.gbnf import check_gbnf
 
     why = check_gbnf(text)
