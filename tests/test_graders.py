@@ -119,6 +119,14 @@ def test_json_schema_from_item_and_missing():
     assert score({"type": "json_schema"}, None, '{"name": "x"}') == (0.0, "no_schema")
 
 
+def test_json_schema_grading_survives_deep_output_and_recursive_schemas():
+    """An output nested past Python's stack is invalid JSON, not a crashed job; a recursive
+    schema against a deep value is a mismatch, not a RecursionError."""
+    assert score({"type": "json_schema"}, None, "[" * 100_000 + "]" * 100_000, schema=SCHEMA) == (0.0, "invalid_json")
+    tree = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
+    assert score({"type": "json_schema", "schema": tree}, None, "[" * 900 + "]" * 900) == (0.0, "schema_mismatch")
+
+
 def test_numbers_parsing():
     assert numbers("1,234.5 kg") == [1234.5]
     assert numbers("$-3 and −7") == [-3.0, -7.0]  # unicode minus

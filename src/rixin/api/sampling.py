@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from rixin.api.params import Integer
 from rixin.engines.base import SamplingParams
 from rixin.errors import InvalidRequest
+from rixin.schemas import check_schema
 
 Number = Union[StrictInt, StrictFloat]
 Stop = Union[StrictStr, Annotated[list[StrictStr], Field(max_length=4)], None]
@@ -45,7 +45,9 @@ def stop_list(stop: str | list[str] | None) -> list[str]:
 
 
 def structured_output(fmt: ResponseFormat | None) -> tuple[dict | None, bool]:
-    """(JSON schema, json_object flag) from response_format, checking the schema is valid."""
+    """(JSON schema, json_object flag) from response_format. The schema is checked here, before
+    any engine sees it: local references only, bounded size, and a grammar llama.cpp can use
+    (an empty one crashed the shared engine; rixin/grammar.py)."""
     if fmt is None or fmt.type == "text":
         return None, False
     if fmt.type == "json_object":
@@ -55,12 +57,7 @@ def structured_output(fmt: ResponseFormat | None) -> tuple[dict | None, bool]:
                              "(type json_schema needs a json_schema object with name and schema).",
                              param="response_format.json_schema", code="missing_required_parameter")
     schema = fmt.json_schema.schema_ or {"type": "object"}
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as e:
-        raise InvalidRequest(f"Invalid JSON schema in response_format: {e.message}",
-                             param="response_format.json_schema.schema") from e
-    return schema, False
+    return check_schema(schema, param="response_format.json_schema.schema", grammar=True), False
 
 
 def sampling_params(*, max_tokens: int | None, temperature: float | None, top_p: float | None,

@@ -187,18 +187,32 @@ class LlamaCppEngine:
         return len(self._prompt_tokens(request))
 
     def _grammar(self, params: SamplingParams):
+        """The request's grammar, checked twice: rixin.grammar (which the gateway ran too, but
+        labelers and graders reach the engine directly), then llama.cpp itself must parse it:
+        a NULL sampler added to a chain segfaults this process, every tenant's streams with it."""
+        import llama_cpp
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        from rixin.grammar import gbnf
+        from rixin.schemas import SchemaProblem, check
 
         if params.json_schema is None and not params.json_object:
             return None
-        key = json.dumps(params.json_schema, sort_keys=True) if params.json_schema is not None else ""
+        key = json.dumps(params.json_schema) if params.json_schema is not None else ""  # order kept: it is the output's
         if key not in self._grammars:
             try:
-                self._grammars[key] = (LlamaGrammar.from_json_schema(key, verbose=False) if key
-                                       else LlamaGrammar.from_string(JSON_GBNF, verbose=False))
-            except Exception as e:
-                raise InvalidRequest(f"This JSON schema cannot be turned into a grammar: {e}",
+                text = gbnf(check(params.json_schema, grammar=False)) if key else JSON_GBNF
+            except SchemaProblem as e:
+                raise InvalidRequest(f"This JSON schema cannot constrain generation: {e}",
                                      param="response_format.json_schema.schema") from e
+            probe = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, text.encode("utf-8"), b"root")
+            if not probe:
+                raise InvalidRequest("This JSON schema gives a grammar llama.cpp cannot parse; simplify it.",
+                                     param="response_format.json_schema.schema")
+            llama_cpp.llama_sampler_free(probe)
+            if len(self._grammars) >= 256:  # one entry per distinct schema: bounded
+                self._grammars.clear()
+            self._grammars[key] = LlamaGrammar.from_string(text, verbose=False)
         return self._grammars[key]
 
     def stats(self) -> dict:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from rixin.errors import InvalidRequest
+from rixin.schemas import SchemaProblem, check
 
 MAX_PROBLEMS = 20
 ROLES = ("system", "developer", "user", "assistant")
@@ -77,12 +76,10 @@ def parse_item(obj: Any, line: int, index: int) -> EvalItem:
         raise ValueError("missing required key 'input' (a prompt string or a list of chat messages)")
     schema = obj.get("schema")
     if schema is not None:
-        if not isinstance(schema, dict):
-            raise ValueError("'schema' must be a JSON schema object")
         try:
-            jsonschema.Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as e:
-            raise ValueError(f"'schema' is not a valid JSON schema: {e.message}") from None
+            check(schema)
+        except SchemaProblem as e:
+            raise ValueError(f"invalid 'schema': {e}") from None
     item_id = obj.get("id", str(line))
     if not isinstance(item_id, str | int) or isinstance(item_id, bool):
         raise ValueError("'id' must be a string")
@@ -98,7 +95,7 @@ def parse_lines(lines, source: str) -> list[EvalItem]:
             if not text.strip():
                 continue
             items.append(parse_item(json.loads(text), number, len(items)))
-        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError; a line nested past the stack
             problems.append(f"Line {number}: {e}")
             if len(problems) >= MAX_PROBLEMS:
                 break

@@ -28,7 +28,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Protocol, Union
 
-import jsonschema
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -36,6 +35,7 @@ from rixin.engines.base import GenerateRequest, SamplingParams
 from rixin.errors import InvalidRequest
 from rixin.evals.evalset import EvalItem
 from rixin.models.registry import CHAT_MODEL, EMBEDDING_MODEL
+from rixin.schemas import check, first_error
 
 
 @dataclass
@@ -100,12 +100,9 @@ class JsonSchemaConfig(_Config):
     @field_validator("json_schema")
     @classmethod
     def _valid(cls, value: dict | None) -> dict | None:
-        if value is not None:
-            try:
-                jsonschema.Draft202012Validator.check_schema(value)
-            except jsonschema.SchemaError as e:
-                raise ValueError(f"not a valid JSON schema: {e.message}") from None
-        return value
+        # local references only, bounded size: a SchemaProblem is a ValueError, so the 400
+        # names graders[i].schema
+        return None if value is None else check(value)
 
 
 class NumericConfig(_Config):
@@ -267,9 +264,9 @@ class JsonSchemaValid:
         fenced = _FENCE.match(text)
         try:
             value = json.loads(fenced.group(1) if fenced else text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's stack
             return Grade(0.0, "empty_output" if not text else "invalid_json")
-        if next(jsonschema.Draft202012Validator(schema).iter_errors(value), None) is not None:
+        if first_error(schema, value) is not None:
             return Grade(0.0, "schema_mismatch")
         return Grade(1.0, "valid")
 

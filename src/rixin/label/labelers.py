@@ -165,7 +165,7 @@ class LLMLabeler:
             return Verdict(answer, mean_probability(chunks), "truncated" if truncated else "generated")
         try:
             value = json.loads(output)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             return Verdict(None, 0.0, "truncated" if truncated else "unparseable_output")
         if self.task.type == "extraction":
             return Verdict(value, mean_probability(chunks), "generated")

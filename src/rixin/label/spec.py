@@ -27,12 +27,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rixin.errors import InvalidRequest
 from rixin.models.registry import CHAT_MODEL, EMBEDDING_MODEL
+from rixin.schemas import SchemaProblem, check, first_error
 
 TaskType = Literal["classification", "extraction", "free_form", "knn"]
 InputField = Literal["auto", "text", "last_user_message", "prompt"]
@@ -143,13 +143,12 @@ class LabelTask(_Strict):
         if isinstance(value, str):  # an extraction's answer is an object; a string may hold its JSON
             try:
                 value = json.loads(value)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise InvalidRequest(f"Invalid {param}: not a JSON object ({e}).", param=param) from e
-        errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(value), key=str)
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-            raise InvalidRequest(f"Invalid {param}: not valid against the task's json_schema at {where}: "
-                                 f"{errors[0].message}", param=param)
+        error = first_error(self.json_schema, value)
+        if error is not None:
+            raise InvalidRequest(f"Invalid {param}: not valid against the task's json_schema at {error[0]}: "
+                                 f"{error[1]}", param=param)
         return value
 
 
@@ -239,10 +238,10 @@ def _check_consistency(task: LabelTask, source: str, prefix: str) -> LabelTask:
     if task.type == "extraction":
         if task.json_schema is None:
             fail("json_schema", "an extraction task needs a JSON schema of its answer")
-        try:
-            jsonschema.Draft202012Validator.check_schema(task.json_schema)
-        except jsonschema.SchemaError as e:
-            fail("json_schema", f"not a valid JSON schema: {e.message}")
+        try:  # it constrains the labeler's decoding: a grammar llama.cpp can use, local refs only
+            check(task.json_schema, grammar=True)
+        except SchemaProblem as e:
+            fail("json_schema", str(e))
         if task.json_schema.get("type") != "object":
             fail("json_schema.type", "the answer must be an object: set \"type\": \"object\"")
     if task.output_field in RECORD_FIELDS or not OUTPUT_FIELD.match(task.output_field):
