@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import jsonschema
 
-from rixin.schemas import SchemaProblem, walk
+from rixin.schemas import SchemaProblem, check, walk
 
 MAX_REPEAT = 500
 MAX_PROPERTIES = 200
@@ -236,6 +236,13 @@ def _to_gbnf(schema: dict) -> str:
         document = converter.resolve_refs({**document, "$ref": root_ref}, "stdin")
     converter.visit(document, "")
     return converter.format_grammar()
+
+
+def check_decodable(schema: Any) -> dict:
+    """`schema` if it is a usable JSON schema (schemas.check) that also makes a grammar
+    llama.cpp can decode with; else SchemaProblem saying why."""
+    gbnf(check(schema))
+    return schema
 
 
 def gbnf(schema: dict) -> str:

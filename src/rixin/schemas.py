@@ -12,7 +12,7 @@ eval items, label tasks) is checked by `check_schema` and applied by `validator`
 - Bounded size: a schema nests at most MAX_DEPTH containers, holds at most MAX_NODES values
   and MAX_CHARS characters of JSON, measured without recursion before jsonschema (which
   recurses per level and raised RecursionError at ~300 levels) sees it.
-- A schema that constrains decoding (`grammar=True`: response_format, extraction label tasks)
+- A schema that constrains decoding (`rixin.grammar.check_decodable`: response_format, extraction label tasks)
   must also have a valid output and a grammar llama.cpp accepts: rixin/grammar.py.
 
 The walks look at every mapping of the document, data (`const`, `enum`, `default`) included:
@@ -132,9 +132,9 @@ def _check_references(schema: dict) -> None:
                                         "'https://json-schema.org/draft/2020-12/schema' or leave it out") from None
 
 
-def check(schema: Any, *, grammar: bool = False) -> dict:
-    """`schema` if it is a usable JSON schema object, else SchemaProblem saying why.
-    grammar: it will also constrain decoding (rixin/grammar.py has those checks)."""
+def check(schema: Any) -> dict:
+    """`schema` if it is a usable JSON schema object, else SchemaProblem saying why. A schema
+    that will also constrain decoding goes through rixin.grammar.check_decodable instead."""
     if not isinstance(schema, dict):
         raise SchemaProblem(f"a JSON schema here must be a JSON object, got {type(schema).__name__}")
     _check_bounds(schema)
@@ -145,17 +145,14 @@ def check(schema: Any, *, grammar: bool = False) -> dict:
         where = ".".join(str(p) for p in e.absolute_path)
         raise SchemaProblem(f"not a valid JSON schema (draft 2020-12){f' at {where!r}' if where else ''}: "
                             f"{e.message}") from None
-    if grammar:
-        from rixin.grammar import gbnf  # the converter imports llama_cpp: only when needed
-
-        gbnf(schema)
     return schema
 
 
-def check_schema(schema: Any, *, param: str, grammar: bool = False) -> dict:
-    """`check` with a 400 naming the request field `param`."""
+def check_schema(schema: Any, *, param: str, checker=check) -> dict:
+    """`checker(schema)` (`check`, or rixin.grammar.check_decodable) with a 400 naming the
+    request field `param`."""
     try:
-        return check(schema, grammar=grammar)
+        return checker(schema)
     except SchemaProblem as e:
         raise InvalidRequest(f"Invalid '{param}': {e}.", param=param) from None
 

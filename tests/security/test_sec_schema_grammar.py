@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import CHAT
-from rixin.grammar import gbnf
+from rixin.grammar import check_decodable, gbnf
 from rixin.schemas import SchemaProblem, check
 
 HERE = Path(__file__).resolve().parent
@@ -67,13 +67,13 @@ GOOD = [
 @pytest.mark.parametrize("schema,words", NO_OUTPUT, ids=range(len(NO_OUTPUT)))
 def test_no_output_schemas_are_refused_with_a_reason(schema, words):
     with pytest.raises(SchemaProblem) as e:
-        check(schema, grammar=True)
+        check_decodable(schema)
     assert words in str(e.value)
 
 
 @pytest.mark.parametrize("schema", GOOD, ids=range(len(GOOD)))
 def test_usual_schemas_give_a_grammar(schema):
-    assert "root ::=" in gbnf(check(schema, grammar=True))
+    assert "root ::=" in gbnf(check_decodable(schema))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

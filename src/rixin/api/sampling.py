@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from rixin.api.params import Integer
 from rixin.engines.base import SamplingParams
 from rixin.errors import InvalidRequest
+from rixin.grammar import check_decodable
 from rixin.schemas import check_schema
 
 Number = Union[StrictInt, StrictFloat]
@@ -57,7 +58,7 @@ def structured_output(fmt: ResponseFormat | None) -> tuple[dict | None, bool]:
                              "(type json_schema needs a json_schema object with name and schema).",
                              param="response_format.json_schema", code="missing_required_parameter")
     schema = fmt.json_schema.schema_ or {"type": "object"}
-    return check_schema(schema, param="response_format.json_schema.schema", grammar=True), False
+    return check_schema(schema, param="response_format.json_schema.schema", checker=check_decodable), False
 
 
 def sampling_params(*, max_tokens: int | None, temperature: float | None, top_p: float | None,

@@ -201,7 +201,7 @@ class LlamaCppEngine:
         key = json.dumps(params.json_schema) if params.json_schema is not None else ""  # order kept: it is the output's
         if key not in self._grammars:
             try:
-                text = gbnf(check(params.json_schema, grammar=False)) if key else JSON_GBNF
+                text = gbnf(check(params.json_schema)) if key else JSON_GBNF
             except SchemaProblem as e:
                 raise InvalidRequest(f"This JSON schema cannot constrain generation: {e}",
                                      param="response_format.json_schema.schema") from e

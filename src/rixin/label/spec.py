@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rixin.errors import InvalidRequest
 from rixin.models.registry import CHAT_MODEL, EMBEDDING_MODEL
+from rixin.grammar import check_decodable
 from rixin.schemas import SchemaProblem, check, first_error
 
 TaskType = Literal["classification", "extraction", "free_form", "knn"]
@@ -239,7 +240,7 @@ def _check_consistency(task: LabelTask, source: str, prefix: str) -> LabelTask:
         if task.json_schema is None:
             fail("json_schema", "an extraction task needs a JSON schema of its answer")
         try:  # it constrains the labeler's decoding: a grammar llama.cpp can use, local refs only
-            check(task.json_schema, grammar=True)
+            check_decodable(task.json_schema)
         except SchemaProblem as e:
             fail("json_schema", str(e))
         if task.json_schema.get("type") != "object":
