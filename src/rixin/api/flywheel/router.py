@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.flywheel.protocol import ExportRequest, turn_object
 from rixin.errors import NotFound
@@ -31,7 +32,7 @@ async def list_turns(name: str, platform: Platform = Depends(get_platform), call
     def rows():
         return Turns(platform).list(caller, platform.deployments.get(caller, name))
 
-    return {"object": "list", "data": [turn_object(r) for r in await run_in_threadpool(rows)], "has_more": False}
+    return page([turn_object(r) for r in await run_in_threadpool(rows)])
 
 
 @router.get("/deployments/{name}/flywheel/turns/{turn_id}")

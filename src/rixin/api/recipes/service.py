@@ -6,6 +6,7 @@ import json
 
 import yaml
 
+from rixin.api.pages import page
 from rixin.api.recipes.protocol import YAML_TYPES, packaged_object, recipe_object
 from rixin.data.recipe import packaged_recipes, recipe_from_yaml
 from rixin.data.recipe_store import RecipeStore
@@ -44,7 +45,7 @@ def list_all(platform: Platform, caller: Caller) -> dict:
     """The packaged recipes, then this project's own."""
     data = [packaged_object(name) for name in packaged_recipes()]
     data += [recipe_object(row) for row in RecipeStore(platform.db).list(caller)]
-    return {"object": "list", "data": data, "has_more": False}
+    return page(data)
 
 
 def get(platform: Platform, caller: Caller, id_or_name: str) -> dict:
