@@ -193,7 +193,7 @@ class TurnDriver:
     """Advances running turns and starts scheduled ones; a small loop in the gateway."""
 
     def __init__(self, platform, poll_s: float = 2.0):
-        self.platform, self.turns, self.poll_s = platform, Turns(platform), poll_s
+        self.platform, self.turns, self.poll_s = platform, platform.turns, poll_s
 
     async def loop(self) -> None:
         await every(self.poll_s, lambda: asyncio.to_thread(self.tick), name="flywheel driver", logger=log)
