@@ -7,6 +7,7 @@ offending parameter, so that the mapping stays mechanical.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -162,12 +163,13 @@ def is_branch(item: Any) -> bool:
         or item[:1].isupper() or item.startswith("function-"))
 
 
-def loc_path(loc: tuple, *, dotted_index: bool = False) -> str:
+def loc_path(loc: tuple, *, dotted_index: bool = False, tags: Collection[str] = ()) -> str:
     """A pydantic location as the path a client writes: a.b[0].c (a.b.0.c with `dotted_index`,
-    as a YAML file's keys read); union branch tags and dict-key markers are left out."""
+    as a YAML file's keys read); union branch tags (and the discriminator values in `tags`,
+    e.g. grader types) and dict-key markers are left out."""
     parts: list[str] = []
     for item in loc:
-        if item == "[key]" or is_branch(item):
+        if item == "[key]" or is_branch(item) or item in tags:
             continue
         if isinstance(item, int) and not dotted_index:
             parts.append(f"[{item}]")
@@ -198,24 +200,26 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
 
 def invalid_from(e: ValidationError, *, prefix_param: str | None = None, source: str | None = None,
                  model: type[BaseModel] | None = None, hint: str = "",
-                 dotted_index: bool = False) -> InvalidRequest:
+                 dotted_index: bool = False, tags: Collection[str] = ()) -> InvalidRequest:
     """A pydantic ValidationError as the one InvalidRequest a client can act on: it names the
     field (param: the dotted path, under `prefix_param`: the request field that held the
     document), says what is wrong and how to fix it. An unknown key is reported first (a typo
     explains a "missing" key next to it); with `model`, the keys allowed there are listed.
-    `source` leads the message (e.g. "recipe", "task.yaml"); `hint` ends it."""
+    `source` leads the message (e.g. "recipe", "task.yaml"); `hint` ends it; `tags` are the
+    values of a discriminated union's tag, which pydantic puts in the location."""
     errors = e.errors()
     first = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
-    path = loc_path(loc, dotted_index=dotted_index)
+    path = loc_path(loc, dotted_index=dotted_index, tags=tags)
     param = _join(prefix_param, path)
     shown = (path or "(top level)") if source else (param or "(top level)")
     kind = first["type"]
     if kind == "extra_forbidden":
         message = f"unknown key '{shown}'."
-        held = _model_at(model, tuple(p for p in loc if p != "[key]" and not is_branch(p))) if model else None
+        held = _model_at(model, tuple(p for p in loc if p != "[key]" and not is_branch(p) and p not in tags)
+                         ) if model else None
         if held is not None:
-            where = loc_path(loc[:-1], dotted_index=dotted_index)
+            where = loc_path(loc[:-1], dotted_index=dotted_index, tags=tags)
             where = (where if source else _join(prefix_param, where)) or "the top level"
             message += f" Allowed keys at {where}: {', '.join(held.model_fields) or '(none)'}."
         message += " Check the spelling or remove it."
