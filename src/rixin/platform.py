@@ -9,17 +9,21 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rixin.config import Settings
 from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
+from rixin.data.recipe_store import RecipeStore
 from rixin.evals.job import run_eval
 from rixin.flywheel.deployments import Deployments
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
+from rixin.flywheel.turn import Turns
 from rixin.jobs.runner import Handler
 from rixin.jobs.store import JobStore
 from rixin.label.job import run_label
+from rixin.label.review import ReviewQueue
 from rixin.models.registry import Registry
 from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
@@ -28,6 +32,9 @@ from rixin.store.health import StoreHealth
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
+
+if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loads Ray
+    from rixin.engines.pool import EnginePool
 
 log = logging.getLogger("rixin")
 SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
@@ -49,13 +56,18 @@ class Platform:
     files: Files
     datasets: Datasets
     jobs: JobStore
-    events: "JobEvents"
-    deployments: object | None = None  # flywheel.deployments.Deployments
-    log_writer: object | None = None  # flywheel.logs.LogWriter (background thread)
-    request_logs: object | None = None  # flywheel.logs.RequestLogs
-    feedback: object | None = None  # flywheel.feedback.FeedbackStore
-    pool: object | None = None  # engines.pool.EnginePool once Ray is up
-    storage: StoreHealth | None = None  # whether the store takes writes (for /health)
+    events: JobEvents
+    deployments: Deployments
+    log_writer: LogWriter  # background thread, started by start_compute
+    request_logs: RequestLogs
+    feedback: FeedbackStore
+    recipes: RecipeStore
+    storage: StoreHealth  # whether the store takes writes (for /health)
+    # The services that take the platform itself (they reach several of the above), set by
+    # open() right after the rest; built once, like every other service here.
+    review: ReviewQueue = field(init=False)
+    turns: Turns = field(init=False)
+    pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -70,9 +82,11 @@ class Platform:
         files = Files(db, artifacts)
         registry, writer = Registry(db), LogWriter(db, spool_dir=settings.data_dir / "spool" / "request_logs")
         logs = RequestLogs(db, writer)
-        return cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
-                   JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs, FeedbackStore(db, logs),
-                   storage=StoreHealth(db, settings.data_dir))
+        platform = cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
+                       JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
+                       FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
+        platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
+        return platform
 
     @property
     def work_dir(self):

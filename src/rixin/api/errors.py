@@ -11,46 +11,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from rixin.errors import RixinError
+from rixin.errors import PYDANTIC_CODES, RixinError, is_branch, loc_path
 from rixin.store.faults import storage_fault
 
 log = logging.getLogger("rixin.api")
 
-# pydantic error type → (OpenAI error code, how to say it)
-PYDANTIC_CODES = {
-    "missing": ("missing_required_parameter", "Missing required parameter: '{param}'."),
-    "too_short": ("empty_array", "Invalid '{param}': expected at least {min_length} item(s), got {actual_length}."),
-    "too_long": ("array_above_max_length", "Invalid '{param}': expected at most {max_length} item(s), got {actual_length}."),
-    "string_too_short": ("empty_string", "Invalid '{param}': string too short; expected at least {min_length} character(s)."),
-    "string_too_long": ("string_above_max_length", "Invalid '{param}': string too long; expected at most {max_length} characters."),
-    "greater_than_equal": ("below_min_value", "Invalid '{param}': expected a value >= {ge}, but got {input!r} instead."),
-    "greater_than": ("below_min_value", "Invalid '{param}': expected a value > {gt}, but got {input!r} instead."),
-    "less_than_equal": ("above_max_value", "Invalid '{param}': expected a value <= {le}, but got {input!r} instead."),
-    "less_than": ("above_max_value", "Invalid '{param}': expected a value < {lt}, but got {input!r} instead."),
-    "literal_error": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
-    "enum": ("invalid_value", "Invalid value for '{param}': {input!r}. Supported values are: {expected}."),
-    "string_pattern_mismatch": ("invalid_value", "Invalid '{param}': {input!r:.80} must match {pattern}."),
-    "extra_forbidden": ("unknown_parameter", "Unknown parameter: '{param}'."),
-}
-
-
 def _param(loc: tuple) -> str | None:
-    parts: list[str] = []
-    for item in loc:
-        if item in ("body", "query", "path") and not parts:
-            continue
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or None
-
-
-def _is_branch(item) -> bool:
-    """Whether a loc element names a union branch (pydantic's tag), not a parameter."""
-    return isinstance(item, str) and (
-        "[" in item or item in ("int", "float", "str", "bool", "dict", "list", "none")
-        or item[:1].isupper() or item.startswith("function-"))
+    """The request parameter a location names (without FastAPI's body/query/path lead)."""
+    return loc_path(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc) or None
 
 
 def _is_type_error(err: dict) -> bool:
@@ -67,20 +35,20 @@ def _pick(errors: list[dict]) -> tuple[dict, str | None, list[dict]]:
     caller reports the type, listing what each branch expected."""
     first = errors[0] if errors else {}
     loc = tuple(first.get("loc", ()))
-    cut = next((i for i, item in enumerate(loc) if _is_branch(item)), None)
+    cut = next((i for i, item in enumerate(loc) if is_branch(item)), None)
     if cut is None:
         return first, _param(loc), []
     branches: dict[str, list[dict]] = {}
     for e in errors:
         eloc = tuple(e.get("loc", ()))
-        if eloc[:cut] == loc[:cut] and len(eloc) > cut and _is_branch(eloc[cut]):
+        if eloc[:cut] == loc[:cut] and len(eloc) > cut and is_branch(eloc[cut]):
             branches.setdefault(eloc[cut], []).append(e)
     fitting = [errs for errs in branches.values()
                if any(len(e["loc"]) > cut + 1 or not _is_type_error(e) for e in errs)]
     if not fitting:
         return first, _param(loc[:cut]), [errs[0] for errs in branches.values()]
     chosen = min(fitting, key=len)[0]
-    return chosen, _param(tuple(x for x in chosen["loc"] if not _is_branch(x))), []
+    return chosen, _param(tuple(x for x in chosen["loc"] if not is_branch(x))), []
 
 
 def _validation_message(err: dict, param: str | None) -> tuple[str, str]:

@@ -101,14 +101,14 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
     @cli_errors
     def run_cmd(project, deployment, every, wait, data_dir):
         """Start one turn (the running gateway advances it); prints the turn id last."""
-        from rixin.flywheel.turn import FINAL, Turns
+        from rixin.flywheel.turn import FINAL
 
         platform = open_platform(data_dir)
         caller = project_caller(platform, project)
         row = platform.deployments.get(caller, deployment)
         if every is not None:
             row = platform.deployments.update(caller, deployment, flywheel={**(row.flywheel or {}), "every": every})
-        turns = Turns(platform)
+        turns = platform.turns
         turn = turns.start(caller, row)
         click.echo(turn.id)
         while wait and turn.status not in FINAL:
@@ -125,12 +125,10 @@ def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> N
     @cli_errors
     def turns_cmd(project, deployment, data_dir):
         """The deployment's turns, newest first, with their decisions."""
-        from rixin.flywheel.turn import Turns
-
         platform = open_platform(data_dir)
         caller = project_caller(platform, project)
         table = Table("turn", "status", "stage", "candidate", "why")
-        for t in Turns(platform).list(caller, platform.deployments.get(caller, deployment)):
+        for t in platform.turns.list(caller, platform.deployments.get(caller, deployment)):
             table.add_row(t.id, t.status, str(t.decision.get("stage")), t.candidate_model or "-",
                           str(t.decision.get("why", "")))
         console.print(table)

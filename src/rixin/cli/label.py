@@ -118,11 +118,10 @@ def register_review(label: click.Group, open_platform, data_dir_option, cli_erro
     def list_(project, dataset, job_id, status, limit, after, data_dir):
         """Items of the queue, oldest first (pending and reviewed alike unless --status)."""
         from rixin.label.labelers import input_text
-        from rixin.label.review import ReviewQueue
 
         platform = open_platform(data_dir)
-        items, more = ReviewQueue(platform).list(project_caller(platform, project), dataset_id=dataset,
-                                                 job_id=job_id, status=status, limit=limit, after=after)
+        items, more = platform.review.list(project_caller(platform, project), dataset_id=dataset,
+                                           job_id=job_id, status=status, limit=limit, after=after)
         table = Table("status", "confidence", "proposed", "final", "text")
         table.add_column("id", no_wrap=True)
         for i in items:
@@ -134,10 +133,8 @@ def register_review(label: click.Group, open_platform, data_dir_option, cli_erro
             console.print(f"more: --after {items[-1].id}")
 
     def decide(project, data_dir, how):
-        from rixin.label.review import ReviewQueue
-
         platform = open_platform(data_dir)
-        row = how(ReviewQueue(platform), project_caller(platform, project))
+        row = how(platform.review, project_caller(platform, project))
         click.echo(f"{row.id} {row.status}: {json.dumps(row.final_label, ensure_ascii=False)}")
 
     @review.command("accept")
@@ -175,9 +172,7 @@ def register_review(label: click.Group, open_platform, data_dir_option, cli_erro
     @cli_errors
     def commit(dataset, project, data_dir):
         """A new version: the label version's records + accepted and corrected items."""
-        from rixin.label.review import ReviewQueue
-
         platform = open_platform(data_dir)
-        version = ReviewQueue(platform).commit(project_caller(platform, project), dataset)
+        version = platform.review.commit(project_caller(platform, project), dataset)
         console.print(f"version {version.version} (review): {version.records} records; {version.report}")
         click.echo(version.version)

@@ -30,10 +30,10 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from rixin.data.blocks import Block, StrictConfig, registered
-from rixin.errors import InvalidRequest
+from rixin.errors import InvalidRequest, invalid_from
 
 BLOCKS = registered()  # step name -> BlockSpec, in default-recipe order
 DOC_STEPS = tuple(BLOCKS)
@@ -122,41 +122,6 @@ def _recipe_model() -> type[_RecipeRules]:
 Recipe = _recipe_model()
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config model that holds the last key of `loc` (for listing its allowed keys)."""
-    model: type[BaseModel] = Recipe
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _recipe_error(exc: ValidationError, source: str) -> InvalidRequest:
-    first = exc.errors()[0]
-    loc = tuple(p for p in first["loc"] if p != "[key]")  # "[key]": the error is in a dict key
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        model = _model_at(loc)
-        where = ".".join(str(p) for p in loc[:-1]) or "the top level"
-        allowed = ", ".join(model.model_fields) if model else "(none)"
-        message = (
-            f"{source}: unknown key '{path}'. Allowed keys at {where}: {allowed}. "
-            "Check the spelling or remove the key."
-        )
-    else:
-        got = first.get("input")
-        shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-        reason = first["msg"].removeprefix("Value error, ")
-        message = f"{source}: invalid value at '{path}': {reason}{shown}."
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" ({more} more problem{'s' if more > 1 else ''} after fixing this one.)"
-    return InvalidRequest(message, param=path)
-
-
 def parse_recipe(data: Any, *, source: str = "recipe") -> Recipe:
     """Validate a parsed mapping into a Recipe; any problem raises InvalidRequest whose param
     is the dotted path of the offending field."""
@@ -170,7 +135,7 @@ def parse_recipe(data: Any, *, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise _recipe_error(e, source) from e
+        raise invalid_from(e, source=source, model=Recipe, dotted_index=True) from e
 
 
 @functools.cache

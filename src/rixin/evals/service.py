@@ -30,7 +30,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, tuple_
 
-from rixin.errors import InvalidRequest, ModelNotFound, NotFound
+from rixin.errors import InvalidRequest, ModelNotFound, NotFound, invalid_from
 from rixin.evals.evalset import load_items
 from rixin.evals.graders import duplicate_at, engine_models, parse_graders
 from rixin.jobs.store import FINAL
@@ -61,11 +61,10 @@ def variants(models: list) -> list[ModelVariant]:
         try:
             v = ModelVariant(model=entry) if isinstance(entry, str) else ModelVariant.model_validate(entry)
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(x) for x in first["loc"])
-            raise InvalidRequest(f"Invalid 'models[{i}]{'.' + where if where else ''}': {first['msg']}. An entry "
-                                 'is a model id or {"model": id, "name": ..., "system": ...}.',
-                                 param=f"models[{i}]") from e
+            err = invalid_from(e, prefix_param=f"models[{i}]", model=ModelVariant, hint='An entry is a model '
+                               'id or {"model": id, "name": ..., "system": ...}.')
+            err.param = f"models[{i}]"  # the entry, which the client replaces as a whole
+            raise err from e
         out.append(v if v.name else v.model_copy(update={"name": v.model}))
     i = duplicate_at([v.name for v in out])
     if i is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, select
 
-from rixin.errors import Conflict, InvalidRequest, ModelNotFound, NotFound
+from rixin.errors import Conflict, InvalidRequest, ModelNotFound, NotFound, invalid_from
 from rixin.store.db import Database
 from rixin.store.schema import Deployment, DeploymentChange, FlywheelTurn, Model, utcnow
 from rixin.store.tenancy import Caller, new_id
@@ -51,10 +51,7 @@ def parse_flywheel(raw: dict | None) -> FlywheelSettings:
     try:
         settings = FlywheelSettings.model_validate(raw or {})
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "flywheel"
-        raise InvalidRequest(f"Invalid flywheel setting '{field}': {first['msg']}.",
-                             param=f"flywheel.{field}", code="invalid_value") from e
+        raise invalid_from(e, prefix_param="flywheel", model=FlywheelSettings) from e
     if settings.every is not None and not EVERY.match(settings.every):
         raise InvalidRequest(f"Invalid flywheel setting 'every': {settings.every!r}; use a number and "
                              "a unit s, m, h or d, e.g. '1d'.", param="flywheel.every", code="invalid_value")

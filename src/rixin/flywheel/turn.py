@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from rixin.errors import Conflict, InvalidRequest, NotFound, RixinError
 from rixin.flywheel.deployments import FlywheelSettings
 from rixin.flywheel.export import export, store
+from rixin.jobs.loop import every
 from rixin.store.schema import Deployment, FlywheelTurn, utcnow
 from rixin.store.tenancy import Caller, new_id
 
@@ -192,17 +193,10 @@ class TurnDriver:
     """Advances running turns and starts scheduled ones; a small loop in the gateway."""
 
     def __init__(self, platform, poll_s: float = 2.0):
-        self.platform, self.turns, self.poll_s = platform, Turns(platform), poll_s
+        self.platform, self.turns, self.poll_s = platform, platform.turns, poll_s
 
     async def loop(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.tick)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad tick
-                log.exception("flywheel driver tick failed")
-            await asyncio.sleep(self.poll_s)
+        await every(self.poll_s, lambda: asyncio.to_thread(self.tick), name="flywheel driver", logger=log)
 
     def tick(self) -> None:
         for turn in self.turns.running():

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Callable
 
 from rixin.errors import Cancelled, Paused, RixinError
+from rixin.jobs.loop import every
 from rixin.jobs.store import JobStore
 from rixin.store.schema import Job
 
@@ -65,14 +66,7 @@ class JobRunner:
         requeued = await asyncio.to_thread(self.jobs.requeue_orphans)
         if requeued:
             log.warning("resuming jobs interrupted by a restart: %s", ", ".join(requeued))
-        while True:
-            try:
-                await self._tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad tick (e.g. database hiccup)
-                log.exception("job runner tick failed")
-            await asyncio.sleep(self.poll_s)
+        await every(self.poll_s, self._tick, name="job runner")
 
     async def _tick(self) -> None:
         free = self.concurrency - len(self.running)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.datasets.protocol import CleanDataset, CreateDataset, dataset_object, version_object
 from rixin.api.params import offset_query, version_path
 from rixin.api.deps import get_caller, get_platform
@@ -29,7 +30,7 @@ async def list_datasets(platform: Platform = Depends(get_platform), caller: Call
     def load():
         return [dataset_object(d, platform.datasets.versions(caller, d.id)) for d in platform.datasets.list(caller)]
 
-    return {"object": "list", "data": await run_in_threadpool(load)}
+    return page(await run_in_threadpool(load), has_more=None)
 
 
 @router.get("/datasets/{dataset_id}")
@@ -51,7 +52,7 @@ async def version_records(dataset_id: str, version: int = version_path(), offset
                           caller: Caller = Depends(get_caller)):
     v = await run_in_threadpool(platform.datasets.version, caller, dataset_id, version)
     data = await run_in_threadpool(platform.datasets.records, v, offset, limit)
-    return {"object": "list", "data": data, "offset": offset, "limit": limit, "total": v.records}
+    return page(data, has_more=None, offset=offset, limit=limit, total=v.records)
 
 
 @router.post("/datasets/{dataset_id}/clean")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deployments.protocol import (CreateDeployment, Rollback, UpdateDeployment, change_object,
                                             deployment_object)
 from rixin.api.deps import get_caller, get_platform
@@ -39,7 +40,7 @@ async def create_deployment(body: CreateDeployment, platform: Platform = Depends
 @router.get("/deployments")
 async def list_deployments(platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     rows = await run_in_threadpool(platform.deployments.list, caller)
-    return {"object": "list", "data": [deployment_object(r) for r in rows], "has_more": False}
+    return page([deployment_object(r) for r in rows])
 
 
 @router.get("/deployments/{name}")
@@ -72,7 +73,7 @@ async def rollback_deployment(name: str, body: Rollback | None = Body(None),
 async def deployment_changes(name: str, platform: Platform = Depends(get_platform),
                              caller: Caller = Depends(get_caller)):
     rows = await run_in_threadpool(platform.deployments.changes, caller, name)
-    return {"object": "list", "data": [change_object(r) for r in rows], "has_more": False}
+    return page([change_object(r) for r in rows])
 
 
 @router.delete("/deployments/{name}")

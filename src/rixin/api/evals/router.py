@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.params import offset_query
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.evals.protocol import CreateEvalRun, run_object
@@ -35,8 +36,7 @@ async def list_runs(eval_file_id: str | None = None, limit: int = Query(20, ge=1
     rows, has_more = await run_in_threadpool(lambda: service.list_runs(
         platform, caller, eval_file_id=eval_file_id, limit=limit, after=after))
     data = [await run_in_threadpool(_object, platform, r) for r in rows]
-    return {"object": "list", "data": data, "has_more": has_more,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+    return page(data, has_more, cursor=True)
 
 
 @router.get("/runs/{run_id}")
@@ -51,4 +51,4 @@ async def run_items(run_id: str, offset: int = offset_query(), limit: int = Quer
                     platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     items, has_more = await run_in_threadpool(lambda: service.run_items(
         platform, caller, run_id, offset=offset, limit=limit))
-    return {"object": "list", "data": items, "has_more": has_more, "offset": offset}
+    return page(items, has_more, offset=offset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.feedback.protocol import CreateFeedback, feedback_object
 from rixin.platform import Platform
@@ -30,4 +31,4 @@ async def list_feedback(completion_id: str | None = None, deployment: str | None
         return platform.feedback.list(caller, completion_id=completion_id, deployment_id=dep, limit=limit)
 
     data = [feedback_object(r) for r in await run_in_threadpool(rows)]
-    return {"object": "list", "data": data, "has_more": False}
+    return page(data)

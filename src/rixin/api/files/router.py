@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.gate import NUL_MESSAGE
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.files.protocol import file_object
@@ -49,8 +50,7 @@ async def list_files(purpose: str | None = None, limit: int = Query(10000, ge=1,
     rows, has_more = await run_in_threadpool(platform.files.list, caller, purpose=purpose, limit=limit,
                                              after=after, order=order)
     data = [file_object(r) for r in rows]
-    return {"object": "list", "data": data, "has_more": has_more,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+    return page(data, has_more, cursor=True)
 
 
 @router.get("/files/{file_id}")

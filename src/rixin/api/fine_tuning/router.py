@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.fine_tuning.protocol import CreateFineTuningJob, checkpoint_object, event_object, job_object
 from rixin.errors import NotFound
@@ -21,11 +22,6 @@ def own_job(platform: Platform, caller: Caller, job_id: str):
     if job.kind != "fine_tune":
         raise NotFound(f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id")
     return job
-
-
-def page(items: list[dict], has_more: bool) -> dict:
-    return {"object": "list", "data": items, "has_more": has_more,
-            "first_id": items[0]["id"] if items else None, "last_id": items[-1]["id"] if items else None}
 
 
 @router.post("/jobs")
@@ -47,7 +43,7 @@ async def list_jobs(after: str | None = None, limit: int = Query(20, ge=1, le=10
         if after not in ids:
             raise NotFound(f"No such fine-tuning job: {after}", param="after")
         jobs = jobs[ids.index(after) + 1:]
-    return page([job_object(j, caller.project_name) for j in jobs[:limit]], len(jobs) > limit)
+    return page([job_object(j, caller.project_name) for j in jobs[:limit]], len(jobs) > limit, cursor=True)
 
 
 @router.get("/jobs/{job_id}")
@@ -60,7 +56,7 @@ async def events(job_id: str, after: str | None = None, limit: int = Query(20, g
                  platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     await run_in_threadpool(own_job, platform, caller, job_id)
     rows, has_more = await run_in_threadpool(lambda: platform.events.page(job_id, after=after, limit=limit))
-    return page([event_object(e) for e in rows], has_more)
+    return page([event_object(e) for e in rows], has_more, cursor=True)
 
 
 @router.get("/jobs/{job_id}/checkpoints")
@@ -69,7 +65,7 @@ async def checkpoints(job_id: str, after: str | None = None, limit: int = Query(
     job = await run_in_threadpool(own_job, platform, caller, job_id)
     rows, has_more = await run_in_threadpool(lambda: platform.events.checkpoints(job_id, after=after, limit=limit))
     model = (job.result or {}).get("fine_tuned_model")
-    return page([checkpoint_object(c, job, model) for c in rows], has_more)
+    return page([checkpoint_object(c, job, model) for c in rows], has_more, cursor=True)
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.flywheel.protocol import ExportRequest, turn_object
 from rixin.errors import NotFound
 from rixin.flywheel.export import export
-from rixin.flywheel.turn import Turns
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1")
 @router.post("/deployments/{name}/flywheel/turns")
 async def start_turn(name: str, platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     def start():
-        return Turns(platform).start(caller, platform.deployments.get(caller, name))
+        return platform.turns.start(caller, platform.deployments.get(caller, name))
 
     return turn_object(await run_in_threadpool(start))
 
@@ -29,9 +29,9 @@ async def start_turn(name: str, platform: Platform = Depends(get_platform), call
 @router.get("/deployments/{name}/flywheel/turns")
 async def list_turns(name: str, platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     def rows():
-        return Turns(platform).list(caller, platform.deployments.get(caller, name))
+        return platform.turns.list(caller, platform.deployments.get(caller, name))
 
-    return {"object": "list", "data": [turn_object(r) for r in await run_in_threadpool(rows)], "has_more": False}
+    return page([turn_object(r) for r in await run_in_threadpool(rows)])
 
 
 @router.get("/deployments/{name}/flywheel/turns/{turn_id}")
@@ -39,7 +39,7 @@ async def get_turn(name: str, turn_id: str, platform: Platform = Depends(get_pla
                    caller: Caller = Depends(get_caller)):
     def row():
         deployment = platform.deployments.get(caller, name)
-        turn = Turns(platform).get(caller, turn_id)
+        turn = platform.turns.get(caller, turn_id)
         if turn.deployment_id != deployment.id:
             raise NotFound(f"No such flywheel turn of {name!r}: {turn_id}", param="turn_id")
         return turn

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.jobs.protocol import job_object
 from rixin.platform import Platform
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1")
 async def list_jobs(kind: str | None = None, platform: Platform = Depends(get_platform),
                     caller: Caller = Depends(get_caller)):
     rows = await run_in_threadpool(platform.jobs.list, caller, kind)
-    return {"object": "list", "data": [job_object(j) for j in rows]}
+    return page([job_object(j) for j in rows], has_more=None)
 
 
 @router.get("/jobs/{job_id}")

@@ -42,8 +42,3 @@ def log_object(row: RequestLog) -> dict:
             "policy": row.policy, "status": row.status, "latency_ms": round(row.latency_ms, 3),
             "usage": {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens},
             "metadata": row.meta or {}, "user": row.user, "request": row.request, "response": row.response}
-
-
-def page(data: list[dict], has_more: bool) -> dict:
-    return {"object": "list", "data": data, "has_more": has_more,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}

@@ -8,9 +8,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.params import since_query
-from rixin.api.logs.protocol import UpdateStored, log_object, page, stored_completion, stored_messages
+from rixin.api.logs.protocol import UpdateStored, log_object, stored_completion, stored_messages
 from rixin.errors import InvalidRequest
 from rixin.flywheel.logs import LogQuery
 from rixin.platform import Platform
@@ -41,7 +42,7 @@ async def list_stored(request: Request, model: str | None = None, after: str | N
     q = LogQuery(endpoint="chat.completions", model=model, metadata=metadata_filter(request), after=after,
                  limit=limit, order=order)
     rows, more = await run_in_threadpool(platform.request_logs.search, caller, q)
-    return page([stored_completion(r) for r in rows], more)
+    return page([stored_completion(r) for r in rows], more, cursor=True)
 
 
 @router.get("/chat/completions/{completion_id}")
@@ -77,7 +78,7 @@ async def stored_completion_messages(completion_id: str, after: str | None = Non
     if after is not None:
         ids = [m["id"] for m in messages]
         messages = messages[ids.index(after) + 1:] if after in ids else []
-    return page(messages[:limit], len(messages) > limit)
+    return page(messages[:limit], len(messages) > limit, cursor=True)
 
 
 @router.get("/logs")
@@ -92,4 +93,4 @@ async def search_logs(request: Request, deployment: str | None = None, model: st
     query = LogQuery(endpoint=endpoint, model=model, deployment=deployment, metadata=metadata_filter(request),
                      contains=q, since=since, until=until, after=after, limit=limit, order=order)
     rows, more = await run_in_threadpool(platform.request_logs.search, caller, query)
-    return page([log_object(r) for r in rows], more)
+    return page([log_object(r) for r in rows], more, cursor=True)

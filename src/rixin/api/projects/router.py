@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from rixin.api.pages import page
 from rixin.api.deps import get_admin, get_caller, get_platform
 from rixin.api.projects.protocol import CreateKey, CreateProject, key_object, project_object
 from rixin.platform import Platform
@@ -22,7 +23,7 @@ async def me(caller: Caller = Depends(get_caller)):
 @router.get("/projects")
 async def list_projects(platform: Platform = Depends(get_platform), _=Depends(get_admin)):
     rows = await run_in_threadpool(platform.tenancy.list_projects)
-    return {"object": "list", "data": [project_object(p) for p in rows]}
+    return page([project_object(p) for p in rows], has_more=None)
 
 
 @router.post("/projects")
@@ -34,7 +35,7 @@ async def create_project(body: CreateProject, platform: Platform = Depends(get_p
 @router.get("/projects/{project}/api_keys")
 async def list_keys(project: str, platform: Platform = Depends(get_platform), _=Depends(get_admin)):
     rows = await run_in_threadpool(platform.tenancy.list_keys, project)
-    return {"object": "list", "data": [key_object(k, project) for k in rows]}
+    return page([key_object(k, project) for k in rows], has_more=None)
 
 
 @router.post("/projects/{project}/api_keys")

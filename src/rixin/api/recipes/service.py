@@ -6,9 +6,9 @@ import json
 
 import yaml
 
+from rixin.api.pages import page
 from rixin.api.recipes.protocol import YAML_TYPES, packaged_object, recipe_object
 from rixin.data.recipe import packaged_recipes, recipe_from_yaml
-from rixin.data.recipe_store import RecipeStore
 from rixin.errors import InvalidRequest
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
@@ -37,22 +37,22 @@ def parse_body(raw: bytes, content_type: str) -> dict:
 
 
 def create(platform: Platform, caller: Caller, raw: bytes, content_type: str) -> dict:
-    return recipe_object(RecipeStore(platform.db).create(caller, parse_body(raw, content_type)))
+    return recipe_object(platform.recipes.create(caller, parse_body(raw, content_type)))
 
 
 def list_all(platform: Platform, caller: Caller) -> dict:
     """The packaged recipes, then this project's own."""
     data = [packaged_object(name) for name in packaged_recipes()]
-    data += [recipe_object(row) for row in RecipeStore(platform.db).list(caller)]
-    return {"object": "list", "data": data, "has_more": False}
+    data += [recipe_object(row) for row in platform.recipes.list(caller)]
+    return page(data)
 
 
 def get(platform: Platform, caller: Caller, id_or_name: str) -> dict:
     if id_or_name in packaged_recipes():
         return packaged_object(id_or_name)
-    return recipe_object(RecipeStore(platform.db).get(caller, id_or_name))
+    return recipe_object(platform.recipes.get(caller, id_or_name))
 
 
 def delete(platform: Platform, caller: Caller, id_or_name: str) -> dict:
-    row = RecipeStore(platform.db).delete(caller, id_or_name)
+    row = platform.recipes.delete(caller, id_or_name)
     return {"id": row.id, "object": "recipe.deleted", "deleted": True}

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from rixin.api.pages import page
 from rixin.api.sampling import Lenient
 from rixin.jobs.store import ts
 from rixin.store.schema import ReviewItem
@@ -25,6 +26,4 @@ def review_item_object(item: ReviewItem) -> dict:
 
 
 def review_list_object(items: list[ReviewItem], has_more: bool) -> dict:
-    return {"object": "list", "data": [review_item_object(i) for i in items],
-            "first_id": items[0].id if items else None, "last_id": items[-1].id if items else None,
-            "has_more": has_more}
+    return page([review_item_object(i) for i in items], has_more, cursor=True)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rixin import __version__, metrics
+from rixin.api.pages import page
 from rixin.api.deps import get_admin, get_platform
 from rixin.api.system.cluster import cluster as cluster_state
 from rixin.platform import Platform
@@ -53,7 +54,7 @@ async def prometheus_metrics():
 @router.get("/v1/engines")
 async def engines(platform: Platform = Depends(get_platform), _admin=Depends(get_admin)):
     """Engine replicas with process id, state and queue depth (rixin extension, admin only)."""
-    return {"object": "list", "data": await platform.pool.describe()}
+    return page(await platform.pool.describe(), has_more=None)
 
 
 @router.get("/v1/cluster")
