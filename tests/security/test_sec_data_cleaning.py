@@ -13,10 +13,11 @@ import io
 import json
 import random
 import re
-import time
 
 import pytest
 from faker import Faker
+
+from test_datasets import wait_job
 
 PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip_address": "<IP_ADDRESS>",
                 "credit_card": "<CREDIT_CARD>", "cn_id": "<CN_ID>", "iban": "<IBAN>"}
@@ -42,16 +43,6 @@ def tickets(n: int = 40) -> list[dict]:
                 f"Please {rng.choice(['call', 'contact', 'reach'])} me at {contact} {fake.sentence(nb_words=6)}")
         out.append({"text": text, "contact": contact})
     return out
-
-
-def wait_job(http, job_id: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import numpy as np
 from rixin.data.blocks import Doc, apply_blocks
 from rixin.data.records import iter_jsonl, text_fields
 from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for, text_transforms
-from rixin.data.recipe_store import RecipeStore
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
 from rixin.jobs.shards import (Resume, finish_once, mark_done, remove_shards, resume, shard_name, shard_path,
@@ -42,7 +41,7 @@ def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None,
     packaged name, a stored recipe's id or name, a recipe mapping, or None (chosen from the
     dataset's kind); see recipe_store.py."""
     source = platform.datasets.version(caller, dataset_id, version)
-    resolved = RecipeStore(platform.db).resolve(caller, recipe, source, platform.artifacts)
+    resolved = platform.recipes.resolve(caller, recipe, source, platform.artifacts)
     params = {"dataset_id": dataset_id, "version": source.version,
               "recipe": resolved.recipe.model_dump(mode="json"), "recipe_name": resolved.name,
               "recipe_source": resolved.describe(), "shard_size": shard_size}

@@ -26,7 +26,7 @@ from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.errors import InvalidRequest, ModelNotFound
 from rixin.jobs.shards import finish_once, remove_shards, run_shards, shard_name, shard_path
 from rixin.label.labelers import Verdict, build_labeler, input_text
-from rixin.label.review import ReviewQueue, labeled_record
+from rixin.label.review import labeled_record
 from rixin.label.spec import LabelTask, load_task, parse_task
 from rixin.store.artifacts import atomic_write
 from rixin.store.schema import DatasetVersion, Job
@@ -125,7 +125,7 @@ def run_label(platform, job: Job, report) -> dict:
 def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, work: Path, total: int) -> dict:
     """Items ≥ threshold → a new version; the others → the review queue. Idempotent: review
     ids are deterministic and a version this job already made is found, not made again."""
-    queue = ReviewQueue(platform)
+    queue = platform.review
     stats = LabelStats(task)
     kept = 0
     with platform.artifacts.writer() as sink:
