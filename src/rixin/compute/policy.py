@@ -183,11 +183,12 @@ def _preempt_for(state: _State, job: Pending, claim: bool, victims: list[Running
 
 
 def decide(capacity: Resources, pending: list[Pending], running: list[Running],
-           quotas: Mapping[str, Quota]) -> Decision:
+           quotas: Mapping[str, Quota], *, preemption: bool = True) -> Decision:
     """Which pending jobs start (and whether on borrowed capacity), which running jobs are
-    preempted, and why every other pending job waits. Pure: the inputs are not changed."""
+    preempted, and why every other pending job waits. Pure: the inputs are not changed.
+    Without `preemption` (a caller that cannot checkpoint and requeue), nothing is preempted."""
     state, out = _State(capacity, running, quotas), Decision()
-    victims = sorted(running, key=victim_cost)
+    victims = sorted(running, key=victim_cost) if preemption else []
     borrowers: dict[str, deque[Pending]] = defaultdict(deque)
     order = sorted(pending, key=lambda j: (-j.priority, j.created_at, j.id))
     for job in order:  # claims (work within a guarantee), highest priority first, then FIFO
