@@ -316,10 +316,12 @@ def pct(values: list[float], q: float) -> float | None:
 
 def summary(res: Result, warm: float) -> dict:
     util = [u for t, _, u in res.busy if t >= warm and u is not None]
+    cluster = [b for t, b, _ in res.busy if t >= warm]
     hours = lambda v: None if v is None else round(v / HOUR, 3)  # noqa: E731
     return {
         "policy": res.name,
         "utilisation": round(sum(util) / len(util), 4) if util else None,
+        "cluster_busy": round(sum(cluster) / len(cluster), 4) if cluster else None,
         "jain_fairness": round(sum(res.fairness) / len(res.fairness), 4) if res.fairness else None,
         "delay_p50_h": hours(pct(res.delays, 0.5)), "delay_p99_h": hours(pct(res.delays, 0.99)),
         "entitled_delay_p50_h": hours(pct(res.entitled_delays, 0.5)),
@@ -332,13 +334,14 @@ def summary(res: Result, warm: float) -> dict:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    cols = ["policy", "utilisation", "jain_fairness", "delay_p50_h", "delay_p99_h", "entitled_delay_p50_h",
+    cols = ["policy", "utilisation", "cluster_busy", "jain_fairness", "delay_p50_h", "delay_p99_h", "entitled_delay_p50_h",
             "entitled_delay_p99_h", "preemptions", "failure_restarts", "work_lost_accel_h", "decide_ms_mean"]
     lines = [f"# Scheduler simulation ({meta['date']})", "", f"Command: `{meta['command']}`", "",
              f"{meta['nodes']} nodes x 8 accelerators ({', '.join(f'{c}: {int(n)}' for c, n in meta['capacity'].items())}), "
              f"{meta['jobs']} jobs over {meta['span_h']:.0f} h, 20 projects, {meta['failures']} node failures, "
              f"offered load {LOAD}. Utilisation: busy / up accelerators of the classes where work waits, "
-             "sampled every tick after the first 10% of the span. "
+             "sampled every tick after the first 10% of the span; cluster_busy: busy / up over all classes "
+             "(a class nobody is waiting for idles under every policy). "
              "Delays in hours; 'entitled' = jobs within their project's guarantee at arrival.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

@@ -95,10 +95,11 @@ class _State:
         self.free = defaultdict(float, capacity)
         self.usage: dict[str, defaultdict] = defaultdict(lambda: defaultdict(float))
         self.guaranteed_usage: dict[str, defaultdict] = defaultdict(lambda: defaultdict(float))
+        self.borrowed_usage = defaultdict(float)  # all projects' borrowed work, per class
         self.count: dict[str, int] = defaultdict(int)
-        self.live = {r.id: r for r in running}
+        self.live: dict[str, Running] = {}
         for r in running:
-            self._add(r.project, r.demand, r.borrowed, +1)
+            self.restore(r)
 
     def quota(self, project: str) -> Quota:
         return self.quotas.get(project) or Quota()
@@ -107,7 +108,9 @@ class _State:
         for cls, n in demand.items():
             self.free[cls] -= sign * n
             self.usage[project][cls] += sign * n
-            if not borrowed:
+            if borrowed:
+                self.borrowed_usage[cls] += sign * n
+            else:
                 self.guaranteed_usage[project][cls] += sign * n
         self.count[project] += sign
 
@@ -139,6 +142,10 @@ class _State:
         del self.live[victim.id]
         self._add(victim.project, victim.demand, victim.borrowed, -1)
 
+    def restore(self, victim: Running) -> None:
+        self.live[victim.id] = victim
+        self._add(victim.project, victim.demand, victim.borrowed, +1)
+
     def share(self, project: str) -> float:
         """Dominant share of usage over the project's guaranteed share (fair order of borrowers)."""
         used, g = self.usage[project], self.quota(project).guaranteed
@@ -154,27 +161,56 @@ def _never_fits(job: Pending, capacity: Resources) -> str | None:
     return None
 
 
-def _preempt_for(state: _State, job: Pending, claim: bool, victims: list[Running]) -> list[Running] | None:
+class _Victims:
+    """Running work that may be preempted, cheapest first: borrowed work by resource class (what
+    a claim may take from other projects) and every project's own work (what its higher
+    priority may take). Built once per decision; victims already taken are skipped."""
+
+    def __init__(self, running: list[Running]):
+        self.borrowed: dict[str, list[Running]] = defaultdict(list)
+        self.own: dict[str, list[Running]] = defaultdict(list)
+        for v in sorted(running, key=victim_cost):
+            self.own[v.project].append(v)
+            if v.borrowed:
+                for cls, n in v.demand.items():
+                    if n > 0:
+                        self.borrowed[cls].append(v)
+
+    def for_job(self, state: _State, job: Pending, claim: bool):
+        own = (v for v in self.own[job.project] if v.priority < job.priority)
+        streams = [own]
+        if claim:
+            streams += [(v for v in self.borrowed[c] if v.project != job.project) for c in job.demand]
+        seen: set[str] = set()
+        for v in heapq.merge(*streams, key=victim_cost):
+            if v.id not in seen and v.id in state.live:
+                seen.add(v.id)
+                yield v
+
+    def could_help(self, state: _State, job: Pending, claim: bool) -> bool:
+        """A cheap bound: whether preempting everything allowed could free enough of each class."""
+        own = state.usage[job.project]
+        return all(n <= state.free[c] + own[c] + (state.borrowed_usage[c] if claim else 0.0) + EPS
+                   for c, n in job.demand.items())
+
+
+def _preempt_for(state: _State, job: Pending, claim: bool, victims: _Victims | None) -> list[Running] | None:
     """The cheapest set of victims whose removal lets `job` start, or None. A claim may take
     any project's borrowed work; any job may take its own project's lower-priority work."""
-    allowed = [v for v in victims if v.id in state.live and any(n > 0 for n in v.demand.values())
-               and ((v.project == job.project and v.priority < job.priority)
-                    or (claim and v.borrowed and v.project != job.project))]
+    if victims is None or not victims.could_help(state, job, claim):
+        return None
     chosen: list[Running] = []
-    for v in allowed:
+    for v in victims.for_job(state, job, claim):
         if state.shortfall(job) is None:
             break
-        if any(v.demand.get(c, 0) > 0 for c in job.demand) or v.project == job.project:
-            state.remove(v)
-            chosen.append(v)
+        state.remove(v)
+        chosen.append(v)
     if state.shortfall(job) is not None:
         for v in chosen:  # undo: nothing is preempted for a job that still cannot start
-            state.live[v.id] = v
-            state._add(v.project, v.demand, v.borrowed, +1)
+            state.restore(v)
         return None
     for v in reversed(chosen):  # keep only the victims the job really needs (most costly first out)
-        state.live[v.id] = v
-        state._add(v.project, v.demand, v.borrowed, +1)
+        state.restore(v)
         if state.shortfall(job) is None:
             chosen.remove(v)
         else:
@@ -188,7 +224,7 @@ def decide(capacity: Resources, pending: list[Pending], running: list[Running],
     preempted, and why every other pending job waits. Pure: the inputs are not changed.
     Without `preemption` (a caller that cannot checkpoint and requeue), nothing is preempted."""
     state, out = _State(capacity, running, quotas), Decision()
-    victims = sorted(running, key=victim_cost) if preemption else []
+    victims = _Victims(running) if preemption else None
     borrowers: dict[str, deque[Pending]] = defaultdict(deque)
     order = sorted(pending, key=lambda j: (-j.priority, j.created_at, j.id))
     for job in order:  # claims (work within a guarantee), highest priority first, then FIFO
@@ -212,7 +248,7 @@ def decide(capacity: Resources, pending: list[Pending], running: list[Running],
     return out
 
 
-def _place(state: _State, job: Pending, claim: bool, victims: list[Running], out: Decision) -> bool:
+def _place(state: _State, job: Pending, claim: bool, victims: _Victims | None, out: Decision) -> bool:
     why = state.shortfall(job)
     if why is not None:
         chosen = _preempt_for(state, job, claim, victims)
