@@ -35,6 +35,9 @@ def test_priority_then_fifo():
     queued = [job("a", "p", 0), job("b", "p", 1, priority=5), job("c", "q", 2), job("d", "q", 3, priority=5)]
     assert pick(queued, [], slots=2, per_project=4) == ["b", "d"]
     assert pick(queued, [], slots=4, per_project=4) == ["b", "d", "a", "c"]
+    # one slot: across projects with equal shares, the higher priority (then the older) goes first
+    assert pick([job("a", "p", 0), job("d", "q", 3, priority=5)], [], slots=1, per_project=4) == ["d"]
+    assert pick([job("x", "z", 0), job("a", "p", 1)], [], slots=1, per_project=4) == ["x"]
 
 
 def test_project_quota_leaves_jobs_queued_and_lets_others_through():

@@ -235,15 +235,21 @@ def decide(capacity: Resources, pending: list[Pending], running: list[Running],
             _place(state, job, True, victims, out)
         else:
             borrowers[job.project].append(job)
-    heap = [(state.share(p), p) for p in borrowers]
+
+    def turn(project: str) -> tuple:  # equal shares: the higher-priority, older head goes first
+        head = borrowers[project][0]
+        return (state.share(project), -head.priority, head.created_at, head.id, project)
+
+    heap = [turn(p) for p in borrowers]
     heapq.heapify(heap)
     while heap:  # borrowers: the project furthest below its entitlement goes next
-        _, project = heapq.heappop(heap)
+        project = heapq.heappop(heap)[-1]
         jobs = borrowers[project]
         while jobs:
             job = jobs.popleft()
             if _place(state, job, state.is_claim(job), victims, out):
-                heapq.heappush(heap, (state.share(project), project))
+                if jobs:
+                    heapq.heappush(heap, turn(project))
                 break
     return out
 
