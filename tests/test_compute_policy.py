@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-import pytest
 
 from rixin.compute.policy import EPS, Pending, Quota, Running, decide
 

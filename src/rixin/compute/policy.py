@@ -25,6 +25,7 @@ A class absent from `borrow_limit` may be borrowed without limit; an explicit 0 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -133,10 +134,9 @@ class _State:
                 return f"no free {cls}: needs {n:g}, {max(self.free[cls], 0.0):g} free"
         return None
 
-    def start(self, job: Pending, borrowed: bool) -> Running:
-        run = Running(job.id, job.project, job.demand, job.priority, borrowed)
+    def start(self, job: Pending, borrowed: bool) -> None:
+        """Count a job started by this decision (it is never a victim of the same decision)."""
         self._add(job.project, job.demand, borrowed, +1)
-        return run
 
     def remove(self, victim: Running) -> None:
         del self.live[victim.id]
@@ -175,10 +175,24 @@ class _Victims:
                 for cls, n in v.demand.items():
                     if n > 0:
                         self.borrowed[cls].append(v)
+        # victim_cost orders by priority first: a project's work below priority p is a prefix
+        self.priorities = {p: [v.priority for v in vs] for p, vs in self.own.items()}
+        self._lower: dict[tuple[str, int], tuple[list[Running], dict]] = {}
+
+    def lower(self, project: str, priority: int) -> tuple[list[Running], dict]:
+        """The project's running work below `priority` (cheapest first) and what it holds."""
+        key = (project, priority)
+        if key not in self._lower:
+            cut = bisect.bisect_left(self.priorities.get(project, []), priority)
+            prefix, held = self.own[project][:cut], defaultdict(float)
+            for v in prefix:
+                for c, n in v.demand.items():
+                    held[c] += n
+            self._lower[key] = (prefix, held)
+        return self._lower[key]
 
     def for_job(self, state: _State, job: Pending, claim: bool):
-        own = (v for v in self.own[job.project] if v.priority < job.priority)
-        streams = [own]
+        streams = [self.lower(job.project, job.priority)[0]]
         if claim:
             streams += [(v for v in self.borrowed[c] if v.project != job.project) for c in job.demand]
         seen: set[str] = set()
@@ -188,9 +202,11 @@ class _Victims:
                 yield v
 
     def could_help(self, state: _State, job: Pending, claim: bool) -> bool:
-        """A cheap bound: whether preempting everything allowed could free enough of each class."""
-        own = state.usage[job.project]
-        return all(n <= state.free[c] + own[c] + (state.borrowed_usage[c] if claim else 0.0) + EPS
+        """A cheap upper bound: whether preempting everything allowed could free enough."""
+        prefix, held = self.lower(job.project, job.priority)
+        if not claim and not prefix:
+            return False
+        return all(n <= state.free[c] + held[c] + (state.borrowed_usage[c] if claim else 0.0) + EPS
                    for c, n in job.demand.items())
 
 
