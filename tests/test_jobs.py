@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rixin.jobs.runner import pick
+from rixin.compute import admission
+from rixin.compute.policy import Quota, decide
 from rixin.jobs.store import JobStore, this_owner
 from rixin.store.db import Database
 from rixin.store.schema import Job
@@ -22,16 +23,28 @@ def job(jid: str, project: str, minute: int, priority: int = 0) -> Job:
                created_at=T0 + timedelta(minutes=minute))
 
 
+def pick(queued: list[Job], running: list[Job], slots: int, per_project: int) -> list[str]:
+    """The runner's choice (compute/policy.py over the rows, as jobs/runner.plan makes it)."""
+    quotas = {p: Quota(running_jobs=per_project) for p in {j.project_id for j in queued + running}}
+    decision = decide(admission.capacity(slots, []), admission.pending(queued),
+                      admission.running(running, quotas, {j.id for j in running}), quotas, preemption=False)
+    return [s.id for s in decision.start]
+
+
 def test_priority_then_fifo():
     queued = [job("a", "p", 0), job("b", "p", 1, priority=5), job("c", "q", 2), job("d", "q", 3, priority=5)]
-    assert [j.id for j in pick(queued, Counter(), slots=4, per_project=4)] == ["b", "d", "a", "c"]
+    assert pick(queued, [], slots=2, per_project=4) == ["b", "d"]
+    assert pick(queued, [], slots=4, per_project=4) == ["b", "d", "a", "c"]
+    # one slot: across projects with equal shares, the higher priority (then the older) goes first
+    assert pick([job("a", "p", 0), job("d", "q", 3, priority=5)], [], slots=1, per_project=4) == ["d"]
+    assert pick([job("x", "z", 0), job("a", "p", 1)], [], slots=1, per_project=4) == ["x"]
 
 
 def test_project_quota_leaves_jobs_queued_and_lets_others_through():
     queued = [job("a1", "a", 0), job("a2", "a", 1), job("b1", "b", 2)]
-    assert [j.id for j in pick(queued, Counter(), slots=3, per_project=1)] == ["a1", "b1"]
-    assert [j.id for j in pick(queued, Counter({"a": 1}), slots=3, per_project=1)] == ["b1"]
-    assert [j.id for j in pick(queued, Counter(), slots=1, per_project=5)] == ["a1"]
+    assert pick(queued, [], slots=3, per_project=1) == ["a1", "b1"]
+    assert pick(queued[1:], [job("a1", "a", 0)], slots=3, per_project=1) == ["b1"]
+    assert pick(queued, [], slots=1, per_project=5) == ["a1"]
 
 
 @pytest.fixture

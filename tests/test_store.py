@@ -30,6 +30,8 @@ EXPECTED = {
              "created_at", "started_at", "finished_at"},
     "job_events": {"id", "job_id", "seq", "level", "type", "message", "data", "created_at"},
     "job_checkpoints": {"id", "job_id", "step", "path", "metrics", "created_at"},
+    "project_quotas": {"project_id", "guaranteed", "borrow_limit", "running_jobs", "storage_bytes", "budget",
+                       "updated_at"},
 }
 
 

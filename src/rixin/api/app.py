@@ -25,6 +25,7 @@ from rixin.api.jobs.router import router as jobs_router
 from rixin.api.labeling.router import router as labeling_router
 from rixin.api.logs.router import router as logs_router
 from rixin.api.models.router import router as models_router
+from rixin.api.organization.quota import router as quota_router
 from rixin.api.projects.router import router as projects_router
 from rixin.api.recipes.router import router as recipes_router
 from rixin.api.review.router import router as review_router
@@ -65,6 +66,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
     app.include_router(recipes_router)
+    app.include_router(quota_router)
     app.add_middleware(Gate, platform=platform, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes,
                        read_timeout_s=platform.settings.read_timeout_s)

@@ -75,12 +75,15 @@ RECIPE = obj("recipe", name=STR, source=STR, recipe=ANY_OBJ)
 USAGE = {"type": "object", "required": ["prompt_tokens", "total_tokens"],
          "properties": {"prompt_tokens": INT, "total_tokens": INT}}
 PAGE = {"has_more": BOOL}
+QUOTA = obj("organization.project.quota", id_=False, project_id=STR, guaranteed=ANY_OBJ, borrow_limit=ANY_OBJ)
 
 OK: dict[tuple[str, str], dict] = {
     ("GET", "/health"): {"type": "object", "required": ["status", "version"],
                          "properties": {"status": STR, "version": STR}},
     ("GET", "/v1/engines"): listof(ANY_OBJ),
     ("GET", "/v1/cluster"): ANY_OBJ,
+    ("GET", "/v1/organization/projects/{project_id}/quota"): QUOTA,
+    ("PUT", "/v1/organization/projects/{project_id}/quota"): QUOTA,
     ("GET", "/v1/models"): listof(MODEL),
     ("GET", "/v1/models/{model_id}"): MODEL,
     ("POST", "/v1/chat/completions"): obj("chat.completion", model=STR, created=INT, choices={"type": "array"},

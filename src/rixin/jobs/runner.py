@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections import Counter
 from typing import Callable
 
+from rixin.compute import admission
+from rixin.compute.policy import Decision, decide
+from rixin.compute.quotas import Quotas
+from rixin.compute.resources import accelerators
 from rixin.errors import Cancelled, Paused, RixinError
 from rixin.jobs.loop import every
 from rixin.jobs.store import JobStore
@@ -42,17 +45,16 @@ def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) ->
                                                     "code": "job_crashed", "param": None})
 
 
-def pick(queued: list[Job], running_per_project: Counter, slots: int, per_project: int) -> list[Job]:
-    """Which queued jobs start now: highest priority first, then first come first served,
-    while slots are free and the job's project is under its quota of running jobs."""
-    chosen, running = [], Counter(running_per_project)
-    for job in sorted(queued, key=lambda j: (-int((j.params or {}).get("priority", 0)), j.created_at, j.id)):
-        if len(chosen) >= slots:
-            break
-        if running[job.project_id] < per_project:
-            chosen.append(job)
-            running[job.project_id] += 1
-    return chosen
+def plan(jobs: JobStore, quotas: Quotas, kinds, slots: int, per_project: int, mine: set[str]) -> Decision:
+    """The compute policy's decision over the database's queued and running jobs: the gateway's
+    job slots and the Ray cluster's accelerators are the capacity, each project's quota (or
+    `per_project` running jobs by default) its share. Nothing is preempted yet: a running job
+    is only stopped through its checkpoint (issue 12 item 3, not wired)."""
+    limits = quotas.for_scheduler(per_project)
+    queued = [j for j in jobs.queued() if j.kind in kinds]
+    cap = admission.capacity(slots, accelerators())
+    return decide(cap, admission.pending(queued), admission.running(jobs.running(), limits, mine), limits,
+                  preemption=False)
 
 
 class JobRunner:
@@ -61,6 +63,9 @@ class JobRunner:
         self.platform, self.jobs, self.handlers = platform, jobs, handlers
         self.concurrency, self.per_project, self.poll_s = concurrency, per_project, poll_s
         self.running: set[str] = set()
+        self.quotas = Quotas(jobs.db)
+        self.events = getattr(platform, "events", None)  # JobEvents: where waiting reasons go
+        self.reasons: dict[str, str] = {}  # job id → the waiting reason last written
 
     async def loop(self) -> None:
         requeued = await asyncio.to_thread(self.jobs.requeue_orphans)
@@ -69,16 +74,29 @@ class JobRunner:
         await every(self.poll_s, self._tick, name="job runner")
 
     async def _tick(self) -> None:
-        free = self.concurrency - len(self.running)
-        if free <= 0:
-            return
-        queued = [j for j in await asyncio.to_thread(self.jobs.queued) if j.kind in self.handlers]
-        running = await asyncio.to_thread(self.jobs.running_per_project)
-        for job in pick(queued, running, free, self.per_project):
-            claimed = await asyncio.to_thread(self.jobs.claim, job.id)
+        decision = await asyncio.to_thread(plan, self.jobs, self.quotas, self.handlers, self.concurrency,
+                                           self.per_project, set(self.running))
+        for start in decision.start:
+            if len(self.running) >= self.concurrency:
+                break
+            claimed = await asyncio.to_thread(self._claim, start.id)
             if claimed is not None:
                 self.running.add(claimed.id)
                 asyncio.create_task(self._run(claimed))
+        await asyncio.to_thread(self._explain, decision.waiting)
+
+    def _claim(self, job_id: str) -> Job | None:
+        job = self.jobs.get(None, job_id)
+        return self.jobs.claim(job_id, running_limit=self.quotas.running_jobs_limit(job.project_id,
+                                                                                    self.per_project))
+
+    def _explain(self, waiting: dict[str, str]) -> None:
+        """A waiting job says why in its events, once per new reason."""
+        self.reasons = {k: v for k, v in self.reasons.items() if k in waiting}
+        for job_id, reason in waiting.items():
+            if self.reasons.get(job_id) != reason and self.events is not None:
+                self.events.add(job_id, f"Waiting in queue: {reason}.", data={"reason": reason})
+            self.reasons[job_id] = reason
 
     async def _run(self, job: Job) -> None:
         try:

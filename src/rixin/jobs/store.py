@@ -10,10 +10,11 @@ from collections import Counter
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
 
 from rixin.errors import Conflict, NotFound
 from rixin.store.db import Database
-from rixin.store.schema import Job, utcnow
+from rixin.store.schema import Job, Project, utcnow
 from rixin.store.tenancy import Caller, new_id
 
 ACTIVE = ("queued", "running")
@@ -55,10 +56,23 @@ class JobStore:
             s.add(job)
         return job
 
-    def claim(self, job_id: str) -> Job | None:
-        """Mark a queued job running for this process; None if someone else got it first."""
+    def claim(self, job_id: str, *, running_limit: int | None = None) -> Job | None:
+        """Mark a queued job running for this process; None if someone else got it first or,
+        with `running_limit`, if its project already runs that many jobs. The check and the
+        claim are one statement under a lock on the project's row, so runners racing for the
+        last place of a project (gateways, CLI runs) never admit one job too many."""
         with self.db.session() as s:
-            claimed = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+            cond = [Job.id == job_id, Job.status == "queued"]
+            if running_limit is not None:
+                project_id = s.scalar(select(Job.project_id).where(Job.id == job_id))
+                # PostgreSQL: admissions of one project take turns (SQLite: the UPDATE below
+                # already holds the database's single write lock while it counts).
+                s.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+                other = aliased(Job)
+                running = (select(func.count()).select_from(other)
+                           .where(other.project_id == project_id, other.status == "running").scalar_subquery())
+                cond.append(running < running_limit)
+            claimed = s.execute(update(Job).where(*cond)
                                 .values(status="running", owner=this_owner(), started_at=utcnow(),
                                         attempts=Job.attempts + 1)).rowcount
             return s.get(Job, job_id) if claimed else None
@@ -77,6 +91,10 @@ class JobStore:
     def queued(self) -> list[Job]:
         with self.db.session() as s:
             return list(s.scalars(select(Job).where(Job.status == "queued").order_by(Job.created_at)))
+
+    def running(self) -> list[Job]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Job).where(Job.status == "running")))
 
     def running_per_project(self) -> Counter:
         with self.db.session() as s:

@@ -306,3 +306,18 @@ class FlywheelTurn(Base):
     decision: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # scores, margin, why
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectQuota(Base):
+    """What an admin granted a project on the shared compute (compute/quotas.py); a project
+    without a row has no guarantee, borrows freely and runs the gateway's default number of jobs."""
+
+    __tablename__ = "project_quotas"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    guaranteed: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # class → amount
+    borrow_limit: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # class → amount above
+    running_jobs: Mapped[int | None] = mapped_column(Integer)
+    storage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    budget: Mapped[float | None] = mapped_column(Float)  # per calendar month, in the prices' currency
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -81,7 +81,7 @@ def validate_files(platform, params: dict, method: str) -> dict | None:
 
 def create_job(platform, caller: Caller, *, model: str, training_file_id: str, validation_file_id: str | None,
                suffix: str | None, seed: int | None, method: dict | None, hyperparameters: dict | None,
-               metadata: dict | None, priority: int = 0) -> Job:
+               metadata: dict | None, priority: int = 0, resources: dict | None = None) -> Job:
     row = platform.registry.get(model, caller, kind="chat")
     kind, hp = parse_method(method, hyperparameters)
     if suffix is not None and not SUFFIX.match(suffix):
@@ -92,7 +92,8 @@ def create_job(platform, caller: Caller, *, model: str, training_file_id: str, v
               "validation_file": valid.id if valid else None,
               "validation_file_sha256": valid.sha256 if valid else None, "suffix": suffix,
               "seed": seed if seed is not None else int(time.time()) % 2**31, "method": kind,
-              "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata, "priority": priority}
+              "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata, "priority": priority,
+              "resources": resources}
     job = platform.jobs.create(caller, "fine_tune", params)
     platform.jobs.set_status(job.id, "validating_files")
     platform.events.add(job.id, "Validating training file: " + train.id)

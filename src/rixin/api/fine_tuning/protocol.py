@@ -8,6 +8,7 @@ from pydantic import Field, StrictStr
 
 from rixin.api.params import Integer
 from rixin.api.sampling import Lenient
+from rixin.compute.resources import Resources
 from rixin.jobs.store import ts
 from rixin.store.schema import Job, JobCheckpoint, JobEvent
 from rixin.train.config import Hyperparameters
@@ -25,6 +26,8 @@ class CreateFineTuningJob(Lenient):
     validation_file: StrictStr | None = None
     priority: Annotated[Integer, Field(ge=0, le=9)] = 0
     """rixin extension: queued jobs start by priority (9 first), then first come first served."""
+    resources: Resources | None = None
+    """rixin extension: workers, CPUs and accelerator class the job needs (default: CPU)."""
 
 
 def job_object(job: Job, project: str) -> dict:
@@ -55,6 +58,7 @@ def job_object(job: Job, project: str) -> dict:
         "method": {"type": p["method"], p["method"]: {"hyperparameters": method_hp}},
         "user_provided_suffix": p.get("suffix"),
         "priority": p.get("priority", 0),
+        "resources": p.get("resources"),
         # rixin extensions
         "progress": progress,
         "rixin_hyperparameters": p["hyperparameters"],

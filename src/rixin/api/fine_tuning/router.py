@@ -30,7 +30,8 @@ async def create(body: CreateFineTuningJob, platform: Platform = Depends(get_pla
     job = await run_in_threadpool(lambda: create_job(
         platform, caller, model=body.model, training_file_id=body.training_file,
         validation_file_id=body.validation_file, suffix=body.suffix, seed=body.seed, method=body.method,
-        hyperparameters=body.hyperparameters, metadata=body.metadata, priority=body.priority))
+        hyperparameters=body.hyperparameters, metadata=body.metadata, priority=body.priority,
+        resources=body.resources.model_dump() if body.resources else None))
     return job_object(job, caller.project_name)
 
 

@@ -1,4 +1,5 @@
-"""The cluster at a glance (admin): Ray nodes and their resources, jobs per project, limits.
+"""The cluster at a glance (admin): Ray nodes and their resources, the accelerator classes
+jobs may ask for (total and free), jobs per project, limits.
 
 Engines and where they run come from /v1/engines; this adds what the engines run on and
 what is waiting for a job slot."""
@@ -9,6 +10,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from rixin.compute.resources import accelerators
 from rixin.store.schema import Job, Project
 
 LIMITS = ("job_slots", "max_running_jobs_per_project", "engine_queue_size", "engine_num_cpus",
@@ -51,5 +53,5 @@ def job_counts(db) -> list[dict]:
 
 
 def cluster(platform) -> dict:
-    return {"object": "cluster", **ray_state(), "jobs": job_counts(platform.db),
+    return {"object": "cluster", **ray_state(), "accelerators": accelerators(), "jobs": job_counts(platform.db),
             "limits": {name: getattr(platform.settings, name) for name in LIMITS}}
