@@ -33,6 +33,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("models",),
     ("engines",),
     ("serving",),
+    ("compute",),
     ("jobs",),
     ("data",),
     ("label",),

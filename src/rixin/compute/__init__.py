@@ -1,0 +1,1 @@
+"""The shared compute utility: scheduling, quotas, metering, rate limits (issue 12)."""
