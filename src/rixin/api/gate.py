@@ -215,8 +215,9 @@ class Gate:
         async def audited_send(message: Message):
             if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
                 route = getattr(scope.get("route"), "path", scope["path"])
+                target = (scope.get("path_params") or {}).get("project_id")
                 await run_in_threadpool(self.platform.controls.audit.record, caller, scope["method"],
-                                        route, scope["path"], message["status"])
+                                        route, scope["path"], message["status"], target)
             await send(message)
 
         return audited_send

@@ -44,10 +44,12 @@ class AuditLogs:
     def __init__(self, db: Database):
         self.db = db
 
-    def record(self, caller: Caller, method: str, route: str, path: str, status: int) -> None:
+    def record(self, caller: Caller, method: str, route: str, path: str, status: int,
+               project_id: str | None = None) -> None:
+        """One entry; `project_id` is the project acted on (default: the caller's)."""
         with self.db.session() as s:
             s.add(AuditLog(id="audit_log-" + secrets.token_hex(10), type=event_type(method, route),
-                           project_id=caller.project_id, api_key_id=caller.key_id,
+                           project_id=project_id or caller.project_id, api_key_id=caller.key_id,
                            details={"method": method, "path": path, "status": status},
                            created_at=datetime.now(timezone.utc)))
 

@@ -85,6 +85,12 @@ class Tenancy:
             raise NotFound(f"No project named {name!r}.", param="project")
         return project
 
+    def find_project(self, project: str) -> Project:
+        """A project by id (OpenAI's Admin API names projects by id) or by name."""
+        with self.db.session() as s:
+            row = s.get(Project, project)
+        return row if row is not None else self.get_project(project)
+
     def create_key(self, project: str, *, name: str | None = None, admin: bool = False,
                    key: str | None = None, read_only: bool = False) -> NewKey:
         """Create a key for `project` (created if missing). `key` imports a known secret;
