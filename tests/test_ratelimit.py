@@ -150,3 +150,16 @@ def test_admin_actions_are_in_the_audit_log_and_need_an_admin_key(server):
         for path in ("/v1/organization/audit_logs", "/v1/organization/projects",
                      "/v1/organization/usage/completions?start_time=0", "/v1/organization/costs?start_time=0"):
             assert http.get(path).status_code == 403, path
+
+
+def test_a_deployment_switch_by_a_project_key_is_audited(server):
+    pid, key = new_project(server)
+    with server.http(key) as http:
+        assert http.post("/v1/deployments", json={"name": "audited-bot", "model": CHAT}).status_code == 200
+        assert http.post("/v1/deployments/audited-bot", json={"model": CHAT}).status_code == 200
+        assert http.delete("/v1/deployments/audited-bot").status_code == 200
+    with server.http() as http:
+        logs = http.get("/v1/organization/audit_logs", params={"limit": 100}).json()["data"]
+    mine = [e for e in logs if (e["project"] or {}).get("id") == pid and e["type"].startswith("deployment.")]
+    assert [e["type"] for e in mine] == ["deployment.deleted", "deployment.updated", "deployment.created"]
+    assert {e["details"]["path"] for e in mine} == {"/v1/deployments", "/v1/deployments/audited-bot"}
