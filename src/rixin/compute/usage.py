@@ -18,6 +18,7 @@ WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # OpenAI's default and largest number of buckets per page, per width
 BUCKET_LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
 GROUPS = ("project_id", "api_key_id", "model")
+MAX_TS = 253402300799 - 31 * 86400  # a month before 9999-12-31: every bucket end is a datetime
 
 
 @dataclass
@@ -47,8 +48,12 @@ class UsageQuery:
             raise InvalidRequest(f"limit must be between 1 and {largest} for bucket_width "
                                  f"{self.bucket_width}.", param="limit")
         width = WIDTHS[self.bucket_width]
-        start = int(self.page) if self.page and self.page.isdigit() else self.start_time
-        end = self.end_time or int(datetime.now(timezone.utc).timestamp()) + 1
+        start = self.start_time
+        if self.page is not None:
+            if not self.page.isdigit() or not self.start_time <= int(self.page) <= (self.end_time or MAX_TS):
+                raise InvalidRequest("Invalid page: pass the next_page of the previous answer.", param="page")
+            start = int(self.page)
+        end = min(self.end_time or int(datetime.now(timezone.utc).timestamp()) + 1, MAX_TS)
         if end <= self.start_time:
             raise InvalidRequest("end_time must be after start_time (both in Unix seconds).",
                                  param="end_time")

@@ -11,6 +11,10 @@ from rixin.compute.ratelimit import Limits
 from rixin.store.schema import ApiKey, Project
 
 
+MAX_USD = 1e12  # finite: JSON has no Infinity, and no budget is larger
+MODEL_ID = 255  # the longest model id the store keeps (schema.py)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -21,14 +25,14 @@ class UpdateRateLimit(Strict):
 
 
 class SetPrice(Strict):
-    input_per_1m: float = Field(ge=0, description="USD per 1M input tokens.")
-    cached_input_per_1m: float | None = Field(None, ge=0, description="USD per 1M cached input "
-                                              "tokens (default: the input price).")
-    output_per_1m: float = Field(0, ge=0, description="USD per 1M output tokens.")
+    input_per_1m: float = Field(ge=0, le=MAX_USD, description="USD per 1M input tokens.")
+    cached_input_per_1m: float | None = Field(None, ge=0, le=MAX_USD, description="USD per 1M cached "
+                                              "input tokens (default: the input price).")
+    output_per_1m: float = Field(0, ge=0, le=MAX_USD, description="USD per 1M output tokens.")
 
 
 class SetBudget(Strict):
-    monthly_usd: float | None = Field(ge=0, description="The project's monthly budget in USD; "
+    monthly_usd: float | None = Field(ge=0, le=MAX_USD, description="The project's monthly budget in USD; "
                                       "null removes it.")
 
 

@@ -3,11 +3,11 @@ and budgets. Admin keys only; /v1/projects stays as the older alias."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 
 from rixin.api.deps import get_admin, get_platform
-from rixin.api.organization.protocol import (SetBudget, SetPrice, UpdateRateLimit, budget_object,
+from rixin.api.organization.protocol import (MODEL_ID, SetBudget, SetPrice, UpdateRateLimit, budget_object,
                                              key_object, price_object, project_object,
                                              rate_limit_object)
 from rixin.api.pages import page
@@ -71,7 +71,8 @@ async def list_rate_limits(project_id: str, platform: Platform = Depends(get_pla
 
 
 @router.post("/projects/{project_id}/rate_limits/{rate_limit_id}")
-async def update_rate_limit(project_id: str, rate_limit_id: str, body: UpdateRateLimit,
+async def update_rate_limit(project_id: str, body: UpdateRateLimit,
+                            rate_limit_id: str = Path(max_length=MODEL_ID + 3, description="rl-MODEL"),
                             platform: Platform = Depends(get_platform)):
     if not rate_limit_id.startswith("rl-") or len(rate_limit_id) == 3:
         raise NotFound(f"No rate limit {rate_limit_id!r}: ids are rl-MODEL, as GET "
@@ -103,7 +104,8 @@ async def list_prices(platform: Platform = Depends(get_platform)):
 
 
 @router.post("/prices/{model:path}")
-async def set_price(model: str, body: SetPrice, platform: Platform = Depends(get_platform)):
+async def set_price(body: SetPrice, model: str = Path(max_length=MODEL_ID),
+                    platform: Platform = Depends(get_platform)):
     cached = body.input_per_1m if body.cached_input_per_1m is None else body.cached_input_per_1m
     rates = await run_in_threadpool(platform.controls.budgets.set_price, model,
                                     Rates(body.input_per_1m, cached, body.output_per_1m))

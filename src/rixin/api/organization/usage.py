@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from rixin.api.deps import get_admin, get_platform
-from rixin.compute.usage import UsageQuery, costs_page, usage_page
+from rixin.compute.usage import MAX_TS, UsageQuery, costs_page, usage_page
 from rixin.platform import Platform
 
 router = APIRouter(prefix="/v1/organization", dependencies=[Depends(get_admin)])
@@ -19,8 +19,9 @@ def _listed(request: Request, name: str) -> list[str]:
     return request.query_params.getlist(name) + request.query_params.getlist(name + "[]")
 
 
-def usage_query(request: Request, start_time: int = Query(ge=0, description="Unix seconds, inclusive."),
-                end_time: int | None = Query(None, ge=0, description="Unix seconds, exclusive."),
+def usage_query(request: Request,
+                start_time: int = Query(ge=0, le=MAX_TS, description="Unix seconds, inclusive."),
+                end_time: int | None = Query(None, ge=0, le=MAX_TS, description="Unix seconds, exclusive."),
                 bucket_width: str = Query("1d", description="1m, 1h or 1d."),
                 limit: int | None = Query(None, ge=1, description="Buckets per page."),
                 page: str | None = Query(None, description="next_page of the previous page.")) -> UsageQuery:
