@@ -191,7 +191,7 @@ class Gate:
                     return
                 start, *parts = held
                 content = b"".join(part.get("body", b"") for part in parts)
-                ticket.take_usage(json.loads(content).get("usage") or {})
+                ticket.take_usage(_usage(content))
                 try:
                     await asyncio.wrap_future(record(ticket))
                 except RixinError as e:  # nothing was acknowledged: the client may retry
@@ -265,6 +265,15 @@ class Gate:
             if reason is not None:
                 raise InvalidRequest(reason, code="invalid_text")
         return _replay([{"type": "http.request", "body": body, "more_body": False}], receive), body
+
+
+def _usage(content: bytes) -> dict:
+    """The `usage` object of a JSON answer ({} when it has none)."""
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return {}
+    return (answer.get("usage") if isinstance(answer, dict) else None) or {}
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -83,10 +83,9 @@ class Budgets:
     def check(self, project_id: str) -> None:
         """Raise InsufficientQuota when the project spent its monthly budget (call `load`
         first when `needs_load`)."""
-        budget = self.budgets.get(project_id)
-        if budget is None:
+        budget, spent = self.budgets.get(project_id), self.spent.get(project_id, (None, 0.0))[1]
+        if budget is None:  # (a budget set a moment ago is summed at the project's next request)
             return
-        spent = self.spent[project_id][1]
         if spent >= budget:
             raise InsufficientQuota(
                 f"Project {project_id} spent its monthly budget (${spent:.4f} of ${budget:.4f}). "
