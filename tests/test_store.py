@@ -15,7 +15,7 @@ from rixin.store.tenancy import Tenancy, hash_key
 
 EXPECTED = {
     "projects": {"id", "name", "created_at"},
-    "api_keys": {"id", "project_id", "key_hash", "prefix", "name", "is_admin", "created_at", "revoked_at"},
+    "api_keys": {"id", "project_id", "key_hash", "prefix", "name", "is_admin", "read_only", "created_at", "revoked_at"},
     "models": {"id", "project_id", "kind", "engine", "format", "path", "size_bytes", "source", "owned_by",
                "parent_id", "context_length", "meta", "created_at"},
     "files": {"id", "project_id", "filename", "purpose", "bytes", "sha256", "status", "status_details",

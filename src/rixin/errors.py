@@ -106,6 +106,21 @@ class QueueFull(RixinError):
         self.retry_after = retry_after
 
 
+class RateLimitExceeded(QueueFull):
+    """Over a project's requests or tokens per minute for a model (compute/ratelimit.py)."""
+
+    code = "rate_limit_exceeded"
+
+
+class InsufficientQuota(RixinError):
+    """The project spent its monthly budget: retrying does not help until an admin raises it."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    should_retry = False
+
+
 class EngineUnavailable(RixinError):
     """The engine replica died or is restarting; the request may be retried."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -20,3 +22,14 @@ QUEUE_DEPTH = Gauge("rixin_engine_queue_depth", "Requests running or waiting per
                     ["model"], registry=REGISTRY)
 ENGINE_FAILURES = Counter("rixin_engine_failures_total", "Requests that met a dead engine replica.",
                           ["model"], registry=REGISTRY)
+
+# The token tally of the model request in flight (compute/metering.py's Ticket, set by the
+# gateway, api/gate.py): the generation loop adds each choice's final counts next to the
+# counters above, so a stream is metered without the serving code knowing about metering.
+REQUEST_TOKENS: ContextVar = ContextVar("rixin_request_tokens", default=None)
+
+
+def count_request_tokens(prompt_tokens: int, completion_tokens: int) -> None:
+    tally = REQUEST_TOKENS.get()
+    if tally is not None:
+        tally.add(prompt_tokens, completion_tokens)

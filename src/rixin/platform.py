@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rixin.compute.controls import Controls
 from rixin.config import Settings
 from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
@@ -67,6 +68,7 @@ class Platform:
     # open() right after the rest; built once, like every other service here.
     review: ReviewQueue = field(init=False)
     turns: Turns = field(init=False)
+    controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -86,6 +88,7 @@ class Platform:
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
+        platform.controls = Controls(db)
         return platform
 
     @property
@@ -150,6 +153,7 @@ class Platform:
         self._stop.set()
         if self.log_writer is not None:
             self.log_writer.close()  # acknowledged request logs reach the database first
+        self.controls.close()
         if ray.is_initialized():
             ray.shutdown()
         self.db.dispose()

@@ -72,6 +72,15 @@ LOG = obj("request_log", endpoint=STR, status=STR, created_at=INT)
 FEEDBACK = obj("feedback", completion_id=STR)
 TURN = obj("flywheel.turn", status=STR)
 RECIPE = obj("recipe", name=STR, source=STR, recipe=ANY_OBJ)
+ORG_PROJECT = obj("organization.project", name=STR, created_at=INT, status=STR)
+ORG_KEY = obj("organization.project.api_key", redacted_value=STR, created_at=INT)
+RATE_LIMIT = obj("project.rate_limit", model=STR, max_requests_per_1_minute=INT, max_tokens_per_1_minute=INT)
+PRICE = obj("organization.price", model=STR, input_per_1m=NUM, cached_input_per_1m=NUM, output_per_1m=NUM)
+BUDGET = obj("organization.project.budget", monthly_usd={"type": ["number", "null"]})
+BUCKETS = obj("page", id_=False, has_more=BOOL, next_page=OPT_STR,
+              data={"type": "array", "items": obj("bucket", id_=False, start_time=INT, end_time=INT,
+                                                  results={"type": "array", "items": ANY_OBJ})})
+AUDIT = obj("organization.audit_log", type=STR, effective_at=INT, actor=ANY_OBJ)
 USAGE = {"type": "object", "required": ["prompt_tokens", "total_tokens"],
          "properties": {"prompt_tokens": INT, "total_tokens": INT}}
 PAGE = {"has_more": BOOL}
@@ -125,6 +134,23 @@ OK: dict[tuple[str, str], dict] = {
     ("GET", "/v1/projects/{project}/api_keys"): listof(API_KEY),
     ("POST", "/v1/projects/{project}/api_keys"): API_KEY,
     ("DELETE", "/v1/projects/{project}/api_keys/{key_id}"): API_KEY,
+    ("GET", "/v1/organization/projects"): listof(ORG_PROJECT, **PAGE),
+    ("POST", "/v1/organization/projects"): ORG_PROJECT,
+    ("GET", "/v1/organization/projects/{project_id}"): ORG_PROJECT,
+    ("GET", "/v1/organization/projects/{project_id}/api_keys"): listof(ORG_KEY, **PAGE),
+    ("POST", "/v1/organization/projects/{project_id}/api_keys"): ORG_KEY,
+    ("DELETE", "/v1/organization/projects/{project_id}/api_keys/{key_id}"):
+        deleted("organization.project.api_key.deleted"),
+    ("GET", "/v1/organization/projects/{project_id}/rate_limits"): listof(RATE_LIMIT, **PAGE),
+    ("POST", "/v1/organization/projects/{project_id}/rate_limits/{rate_limit_id}"): RATE_LIMIT,
+    ("GET", "/v1/organization/projects/{project_id}/budget"): BUDGET,
+    ("POST", "/v1/organization/projects/{project_id}/budget"): BUDGET,
+    ("GET", "/v1/organization/prices"): listof(PRICE, **PAGE),
+    ("POST", "/v1/organization/prices/{model}"): PRICE,
+    ("GET", "/v1/organization/usage/completions"): BUCKETS,
+    ("GET", "/v1/organization/usage/embeddings"): BUCKETS,
+    ("GET", "/v1/organization/costs"): BUCKETS,
+    ("GET", "/v1/organization/audit_logs"): listof(AUDIT, **PAGE),
     ("GET", "/v1/review_items"): listof(REVIEW, **PAGE),
     ("GET", "/v1/review_items/{item_id}"): REVIEW,
     ("POST", "/v1/review_items/{item_id}/accept"): REVIEW,

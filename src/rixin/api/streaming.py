@@ -48,6 +48,7 @@ async def choice_events(pool, spec: ModelSpec, requests: list[GenerateRequest]) 
                     chunk = replace(chunk, prompt_tokens=0)
                 metrics.TOKENS_IN.labels(spec.id).inc(chunk.prompt_tokens)
                 metrics.TOKENS_OUT.labels(spec.id).inc(chunk.completion_tokens)
+                metrics.count_request_tokens(chunk.prompt_tokens, chunk.completion_tokens)
             yield index, chunk
 
 

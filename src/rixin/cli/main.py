@@ -131,12 +131,15 @@ def keys():
 @click.option("--project", required=True, help="Project name (created if needed).")
 @click.option("--name", default=None, help="A label for the key.")
 @click.option("--admin", is_flag=True, help="The key may use admin routes.")
+@click.option("--read-only", is_flag=True, help="The key may only read (GET routes): 403 on every write.")
 @data_dir_option
 @cli_errors
-def keys_create(project: str, name: str | None, admin: bool, data_dir: Path):
+def keys_create(project: str, name: str | None, admin: bool, read_only: bool, data_dir: Path):
     """Create an API key; the key is printed alone on the last line."""
-    new = open_platform(data_dir).tenancy.create_key(project, name=name, admin=admin)
-    click.echo(f"Created key {new.id} for project {new.project}{' (admin)' if admin else ''}.", err=False)
+    new = open_platform(data_dir).tenancy.create_key(project, name=name, admin=admin, read_only=read_only)
+    kind = " (admin)" if admin else ""
+    kind += " (read-only)" if read_only else ""
+    click.echo(f"Created key {new.id} for project {new.project}{kind}.", err=False)
     click.echo(new.key)
 
 

@@ -35,6 +35,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     name: Mapped[str | None] = mapped_column(String(128))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # GET routes only
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -306,6 +307,58 @@ class FlywheelTurn(Base):
     decision: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # scores, margin, why
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageRecord(Base):
+    """The tokens of one answered model request (chat, completion or embedding): written before
+    the answer is sent, so every acknowledged request is counted once (its id is the key)."""
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    api_key_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # completions | embeddings
+    input_tokens: Mapped[int] = mapped_column(Integer, nullable=False)
+    input_cached_tokens: Mapped[int] = mapped_column(Integer, nullable=False)
+    output_tokens: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class RateLimit(Base):
+    """A project's per-model limit per minute (None: the default)."""
+
+    __tablename__ = "rate_limits"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    max_requests_per_1_minute: Mapped[int | None] = mapped_column(Integer)
+    max_tokens_per_1_minute: Mapped[int | None] = mapped_column(Integer)
+
+
+class Price(Base):
+    """What a model costs in USD per 1M tokens (admin-set)."""
+
+    __tablename__ = "prices"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    input_per_1m: Mapped[float] = mapped_column(Float, nullable=False)
+    cached_input_per_1m: Mapped[float] = mapped_column(Float, nullable=False)
+    output_per_1m: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class AuditLog(Base):
+    """One admin action or deployment switch."""
+
+    __tablename__ = "audit_logs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)  # e.g. project.created
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    details: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)  # method, path, status
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class ProjectQuota(Base):

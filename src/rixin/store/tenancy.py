@@ -27,6 +27,7 @@ class Caller:
     project_name: str
     key_id: str
     is_admin: bool
+    read_only: bool = False  # may only read (GET); api/gate.py refuses every other method
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class NewKey:
     key: str
     project: str
     is_admin: bool
+    read_only: bool = False
 
 
 def new_id(prefix: str) -> str:
@@ -83,16 +85,23 @@ class Tenancy:
             raise NotFound(f"No project named {name!r}.", param="project")
         return project
 
+    def find_project(self, project: str) -> Project:
+        """A project by id (OpenAI's Admin API names projects by id) or by name."""
+        with self.db.session() as s:
+            row = s.get(Project, project)
+        return row if row is not None else self.get_project(project)
+
     def create_key(self, project: str, *, name: str | None = None, admin: bool = False,
-                   key: str | None = None) -> NewKey:
-        """Create a key for `project` (created if missing). `key` imports a known secret."""
+                   key: str | None = None, read_only: bool = False) -> NewKey:
+        """Create a key for `project` (created if missing). `key` imports a known secret;
+        a `read_only` key may only read (an admin one too: it reads admin routes)."""
         proj = self.ensure_project(project)
         secret = key or "rx-" + secrets.token_urlsafe(32)
         with self.db.session() as s:
             row = ApiKey(id=new_id("key"), project_id=proj.id, key_hash=hash_key(secret),
-                         prefix=secret[:7], name=name, is_admin=admin)
+                         prefix=secret[:7], name=name, is_admin=admin, read_only=read_only)
             s.add(row)
-        return NewKey(id=row.id, key=secret, project=proj.name, is_admin=admin)
+        return NewKey(id=row.id, key=secret, project=proj.name, is_admin=admin, read_only=read_only)
 
     def ensure_admin_key(self, key: str) -> bool:
         """Make `key` an admin key of the default project; True if it was new."""
@@ -137,4 +146,4 @@ class Tenancy:
         if row.revoked_at is not None:
             raise Unauthenticated(f"The API key {row.prefix}… was revoked; create a new one.")
         return Caller(project_id=project.id, project_name=project.name, key_id=row.id,
-                      is_admin=row.is_admin)
+                      is_admin=row.is_admin, read_only=row.read_only)

@@ -22,4 +22,6 @@ async def get_quota(project_id: str, platform: Platform = Depends(get_platform),
 async def put_quota(project_id: str, body: QuotaBody, platform: Platform = Depends(get_platform),
                     _=Depends(get_admin)):
     """Replace the project's quota; takes effect at the scheduler's next decision."""
-    return await run_in_threadpool(Quotas(platform.db).put, project_id, body)
+    quota = await run_in_threadpool(Quotas(platform.db).put, project_id, body)
+    platform.controls.budgets.forget()  # the quota's budget is the one the gate enforces
+    return quota

@@ -17,6 +17,7 @@ class CreateKey(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: StrictStr | None = Field(None, description="A label to recognise the key by.")
     admin: StrictBool = Field(False, description="Whether the key may use admin routes.")
+    read_only: StrictBool = Field(False, description="Whether the key may only read (GET routes).")
 
 
 def project_object(p: Project) -> dict:
@@ -26,7 +27,7 @@ def project_object(p: Project) -> dict:
 
 def key_object(k: ApiKey, project: str, secret: str | None = None) -> dict:
     out = {"id": k.id, "object": "api_key", "project": project, "name": k.name,
-           "prefix": k.prefix, "admin": k.is_admin,
+           "prefix": k.prefix, "admin": k.is_admin, "read_only": k.read_only,
            "created_at": int(k.created_at.timestamp()) if k.created_at else 0,
            "revoked_at": int(k.revoked_at.timestamp()) if k.revoked_at else None}
     if secret is not None:

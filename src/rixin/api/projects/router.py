@@ -43,7 +43,8 @@ async def create_key(project: str, body: CreateKey | None = None,
                      platform: Platform = Depends(get_platform), _=Depends(get_admin)):
     body = body or CreateKey()
     new = await run_in_threadpool(lambda: platform.tenancy.create_key(project, name=body.name,
-                                                                      admin=body.admin))
+                                                                      admin=body.admin,
+                                                                      read_only=body.read_only))
     rows = await run_in_threadpool(platform.tenancy.list_keys, new.project)
     row = next(k for k in rows if k.id == new.id)
     return key_object(row, new.project, secret=new.key)
