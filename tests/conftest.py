@@ -61,8 +61,11 @@ class Server:
             timeout: float = 300) -> subprocess.CompletedProcess:
         """Run the `rixin` CLI as a user does: a client of this gateway (RIXIN_BASE_URL) with a
         key (RIXIN_API_KEY; default the admin key, whose project is 'default')."""
-        env = {**self.env, "RIXIN_BASE_URL": self.url, "RIXIN_API_KEY": key or self.admin_key}
-        return run_cli(args, env, check, timeout)
+        return run_cli(args, self.cli_env(key), check, timeout)
+
+    def cli_env(self, key: str | None = None) -> dict:
+        return {**self.env, "RIXIN_BASE_URL": self.url, "RIXIN_API_KEY": key or self.admin_key,
+                "PYTHONUNBUFFERED": "1"}
 
     def offline(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run an offline `rixin` command (keys create, models add/export) on this server's data dir."""

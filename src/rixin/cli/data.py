@@ -8,7 +8,7 @@ import click
 import yaml
 from rich.table import Table
 
-from rixin.cli.client import Api, api_options, check_ended, console, job_progress
+from rixin.cli.client import Api, ApiError, api_options, check_ended, console, job_progress
 
 
 def print_report(version: dict) -> None:
@@ -51,7 +51,12 @@ def follow_data_job(api: Api, job_id: str, kind: str, dataset: str) -> dict:
     job = api.get(f"/v1/jobs/{job_id}")
     if job["kind"] != kind or job["params"].get("dataset_id") != dataset:
         raise click.ClickException(f"job {job_id} is not a {kind} job of dataset {dataset}")
-    return check_ended(api.follow(f"/v1/jobs/{job_id}", job_progress), f"{kind} job")
+    try:
+        return check_ended(api.follow(f"/v1/jobs/{job_id}", job_progress), f"{kind} job")
+    except ApiError as e:
+        if e.status == 0:  # the gateway went away; the job did not (it resumes at the next start)
+            e.hint = f"{e.hint} The job resumes when the gateway is back; follow it again with --resume {job_id}."
+        raise
 
 
 def register(main: click.Group, cli_errors) -> None:

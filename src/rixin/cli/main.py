@@ -11,6 +11,7 @@ import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -24,10 +25,10 @@ from rixin.cli import label as label_commands
 from rixin.cli import status as status_commands
 from rixin.cli import flywheel as flywheel_commands
 from rixin.cli.client import DEFAULT_URL, ApiError, api_options
-from rixin.config import Settings
 from rixin.errors import RixinError
-from rixin.platform import Platform
-from rixin.store.tenancy import DEFAULT_PROJECT
+
+if TYPE_CHECKING:
+    from rixin.platform import Platform
 
 console = Console()
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".rixin"),
@@ -80,6 +81,9 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     from rixin.api.server import config as server_config
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from rixin.config import Settings
+    from rixin.platform import Platform
+
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
     platform = Platform.open(settings)
     platform.registry.sync_bundled()
@@ -129,10 +133,16 @@ def bootstrap_admin(platform: Platform) -> str | None:
         return None
     if platform.tenancy.has_admin_key():
         return None
+    from rixin.store.tenancy import DEFAULT_PROJECT
+
     return platform.tenancy.create_key(DEFAULT_PROJECT, name="first admin", admin=True).key
 
 
 def open_platform(data_dir: Path) -> Platform:
+    """The data dir itself, for the offline commands (imported here: the API commands need none of it)."""
+    from rixin.config import Settings
+    from rixin.platform import Platform
+
     return Platform.open(Settings.from_env(data_dir=data_dir))
 
 
