@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +147,23 @@ def check_ended(obj: dict, what: str) -> dict:
     return obj
 
 
+def cli_errors(fn):
+    """The one mapper from rixin errors to CLI output: a message (and a hint) on stderr, exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RixinError as e:
+            where = f" ({e.param})" if e.param else ""
+            click.echo(f"error{where}: {e.message}", err=True)
+            if isinstance(e, ApiError) and e.hint:
+                click.echo(f"hint: {e.hint}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
 def api_options(fn=None, *, project_check: bool = True):
     """`--url`, `--key` and `--project` on a command; the command receives `api: Api`.
 
@@ -157,6 +175,7 @@ def api_options(fn=None, *, project_check: bool = True):
         return functools.partial(api_options, project_check=project_check)
 
     @functools.wraps(fn)
+    @cli_errors  # the --project check below fails like the command would
     def wrapper(*args, url, key, project=None, **kwargs):
         api = make_api(url, key)
         if project is not None:

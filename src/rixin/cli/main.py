@@ -5,7 +5,6 @@ the gateway's machine) open the data dir; every other command asks the API."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import sys
@@ -24,8 +23,7 @@ from rixin.cli import train as train_commands
 from rixin.cli import label as label_commands
 from rixin.cli import status as status_commands
 from rixin.cli import flywheel as flywheel_commands
-from rixin.cli.client import DEFAULT_URL, ApiError, api_options
-from rixin.errors import RixinError
+from rixin.cli.client import DEFAULT_URL, api_options, cli_errors
 
 if TYPE_CHECKING:
     from rixin.platform import Platform
@@ -33,23 +31,6 @@ if TYPE_CHECKING:
 console = Console()
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".rixin"),
                                show_default=True, help="Data directory, as given to `rixin up` (offline command).")
-
-
-def cli_errors(fn):
-    """The one mapper from rixin errors to CLI output: a message on stderr, exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RixinError as e:
-            where = f" ({e.param})" if e.param else ""
-            click.echo(f"error{where}: {e.message}", err=True)
-            if isinstance(e, ApiError) and e.hint:
-                click.echo(f"hint: {e.hint}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group()
