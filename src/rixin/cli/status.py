@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from rixin.cli.client import Api, console, make_api
+from rixin.cli.client import Api, ApiError, console, make_api
 
 
 def health(api: Api) -> dict:
@@ -61,7 +61,12 @@ def register(main: click.Group, cli_errors) -> None:
         """Cluster nodes, engines and job queues of a running gateway."""
         api = make_api(url, key, fallback_key_env="RIXIN_ADMIN_KEY")
         state = health(api)
-        cluster = api.get("/v1/cluster")
+        try:
+            cluster = api.get("/v1/cluster")
+        except ApiError as e:
+            if e.status in (401, 403):
+                e.hint = "Pass an admin key with --key, RIXIN_API_KEY or RIXIN_ADMIN_KEY."
+            raise
         engines = api.get("/v1/engines")["data"]
         if as_json:
             click.echo(json.dumps({"health": state, "cluster": cluster, "engines": engines}, indent=2))
