@@ -120,15 +120,19 @@ class Api:
         """Poll GET `path` and show `describe(object)` = (stage, total, completed) as a progress
         bar until `done(object)`; returns the last object. Ctrl-C stops following, not the job."""
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("queued", total=None)
-            while True:
-                obj = self.get(path)
-                stage, total, completed = describe(obj)
-                progress.update(task, description=stage, total=total, completed=completed)
-                if done(obj):
-                    return obj
-                time.sleep(POLL_S)
+        try:
+            with Progress(*columns, console=console, transient=False) as progress:
+                task = progress.add_task("queued", total=None)
+                while True:
+                    obj = self.get(path)
+                    stage, total, completed = describe(obj)
+                    progress.update(task, description=stage, total=total, completed=completed)
+                    if done(obj):
+                        return obj
+                    time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            click.echo(f"Stopped following {self.url}{path}; the gateway carries on with it.", err=True)
+            sys.exit(130)
 
 
 def job_progress(job: dict) -> tuple[str, int | None, int]:

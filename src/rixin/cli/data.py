@@ -8,7 +8,7 @@ import click
 import yaml
 from rich.table import Table
 
-from rixin.cli.client import Api, ApiError, api_options, check_ended, console, job_progress
+from rixin.cli.client import Api, ApiError, api_options, check_ended, cli_errors, console, job_progress
 
 
 def print_report(version: dict) -> None:
@@ -59,7 +59,7 @@ def follow_data_job(api: Api, job_id: str, kind: str, dataset: str) -> dict:
         raise
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group()
     def data():
         """Datasets: create from files, clean, inspect."""

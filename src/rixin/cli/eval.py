@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from rixin.cli.client import Api, api_options, console
+from rixin.cli.client import Api, api_options, cli_errors, console
 from rixin.errors import InvalidRequest
 
 SHOWN_CHARS = 40  # of each output in the side-by-side table
@@ -104,7 +104,7 @@ def plot_history(runs, out: Path, plt) -> None:
     fig.savefig(out, bbox_inches="tight")
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group("eval")
     def eval_group():
         """Evaluations: eval runs over eval sets, comparisons, plots, lm-eval-harness."""

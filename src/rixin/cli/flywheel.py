@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import click
 from rich.table import Table
 
-from rixin.cli.client import api_options, console
+from rixin.cli.client import api_options, cli_errors, console
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -24,7 +24,7 @@ def parse_since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group()
     def deploy():
         """Deployments: stable names for models."""

@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from rixin.cli.client import Api, api_options, console
+from rixin.cli.client import Api, api_options, cli_errors, console
 from rixin.cli.data import follow_data_job
 
 
@@ -67,18 +67,18 @@ def _parse_label(value: str):
     return parsed if isinstance(parsed, dict) else value
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group(cls=DefaultCommandGroup, default="run")
     def label():
         """Label a dataset automatically (LLM or kNN); review the uncertain items.
 
         `rixin label DATASET --task spec.yaml` is short for `rixin label run …`."""
 
-    register_run(label, cli_errors)
-    register_review(label, cli_errors)
+    register_run(label)
+    register_review(label)
 
 
-def register_run(label: click.Group, cli_errors) -> None:
+def register_run(label: click.Group) -> None:
     @label.command("run")
     @click.argument("dataset")
     @click.option("--task", "task_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -101,7 +101,7 @@ def register_run(label: click.Group, cli_errors) -> None:
         print_outcome(api, follow_data_job(api, resume, "label", dataset))
 
 
-def register_review(label: click.Group, cli_errors) -> None:
+def register_review(label: click.Group) -> None:
     @label.group("review")
     def review():
         """The review queue: list items, accept, correct or reject them, commit a version."""

@@ -247,13 +247,13 @@ def models_list(api):
     Console(width=max(160, console.width)).print(table)
 
 
-data_commands.register(main, cli_errors)
-train_commands.register(main, cli_errors)
-label_commands.register(main, cli_errors)
-eval_commands.register(main, cli_errors)
-status_commands.register(main, cli_errors)
-flywheel_commands.register(main, cli_errors)
-bench_commands.register(main, cli_errors)
+data_commands.register(main)
+train_commands.register(main)
+label_commands.register(main)
+eval_commands.register(main)
+status_commands.register(main)
+flywheel_commands.register(main)
+bench_commands.register(main)
 
 if __name__ == "__main__":
     main()

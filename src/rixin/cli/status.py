@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from rixin.cli.client import Api, ApiError, console, make_api
+from rixin.cli.client import Api, ApiError, cli_errors, console, make_api
 
 
 def health(api: Api) -> dict:
@@ -51,7 +51,7 @@ def jobs_table(cluster: dict) -> Table:
     return t
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.command()
     @click.option("--url", default=None, help="The gateway (default: $RIXIN_BASE_URL or http://127.0.0.1:8000).")
     @click.option("--key", default=None, help="An admin API key (default: $RIXIN_API_KEY, then $RIXIN_ADMIN_KEY).")

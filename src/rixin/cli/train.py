@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import yaml
 
-from rixin.cli.client import Api, api_options, console
+from rixin.cli.client import Api, api_options, cli_errors, console
 
 
 def loss_points(api: Api, job_id: str) -> tuple[list, list, list, list]:
@@ -33,7 +33,7 @@ def step_progress(job: dict) -> tuple[str, int | None, int]:
     return stage, p.get("total_steps"), p.get("step", 0)
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group()
     def train():
         """Fine-tuning jobs."""
