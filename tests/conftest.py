@@ -57,17 +57,23 @@ class Server:
     def v1(self) -> str:
         return self.url + "/v1"
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run the `rixin` CLI against this server's data (same database)."""
-        result = subprocess.run([RIXIN, *args, "--data-dir", str(self.data_dir)], env=self.env,
-                                capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            raise AssertionError(f"rixin {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
-        return result
+    def cli(self, *args: str, key: str | None = None, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run the `rixin` CLI as a user does: a client of this gateway (RIXIN_BASE_URL) with a
+        key (RIXIN_API_KEY; default the admin key, whose project is 'default')."""
+        return run_cli(args, self.cli_env(key), check, timeout)
+
+    def cli_env(self, key: str | None = None) -> dict:
+        return {**self.env, "RIXIN_BASE_URL": self.url, "RIXIN_API_KEY": key or self.admin_key,
+                "PYTHONUNBUFFERED": "1"}
+
+    def offline(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run an offline `rixin` command (keys create, models add/export) on this server's data dir."""
+        return run_cli([*args, "--data-dir", str(self.data_dir)], self.env, check, timeout=300)
 
     def new_key(self, project: str) -> str:
         """A key made by `rixin keys create`, which prints it alone on its last line."""
-        return self.cli("keys", "create", "--project", project).stdout.strip().splitlines()[-1]
+        return self.offline("keys", "create", "--project", project).stdout.strip().splitlines()[-1]
 
     def client(self, key: str | None = None, **kwargs):
         import openai
@@ -81,6 +87,13 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+def run_cli(args, env: dict, check: bool, timeout: float) -> subprocess.CompletedProcess:
+    result = subprocess.run([RIXIN, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rixin {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
+    return result
 
 
 def start_server(data_dir: Path, env_extra: dict | None = None, admin_key: str | None = None,

@@ -34,7 +34,7 @@ def fly(server):
     client, http = server.client(key), server.http(key)
     path = db_rows(server, "SELECT path FROM models WHERE id = :id", id=CHAT)[0][0]
     second = f"console-copy-{server.backend}"
-    server.cli("models", "add", path, "--id", second, "--project", name)
+    server.offline("models", "add", path, "--id", second, "--project", name)
     r = http.post("/v1/deployments", json={"name": "support-bot", "model": CHAT})
     assert r.status_code == 200, r.text
     ids = []

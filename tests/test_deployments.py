@@ -35,7 +35,7 @@ def second_model(server, keys, tmp_path_factory):
     """A second chat model visible to project a: the bundled GGUF under another id."""
     row = db_rows(server, "SELECT path FROM models WHERE id = :id", id=CHAT)[0]
     model_id = f"smol-copy-{server.backend}"
-    server.cli("models", "add", row[0], "--id", model_id, "--project", f"dep-a-{server.backend}")
+    server.offline("models", "add", row[0], "--id", model_id, "--project", f"dep-a-{server.backend}")
     return model_id
 
 

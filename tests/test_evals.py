@@ -205,22 +205,23 @@ def test_cli_run_show_list_plot(server, project, tmp_path):
     local = tmp_path / "cli-set.jsonl"
     local.write_bytes(jsonl(ITEMS[:2]))
     name = f"evals-{server.backend}"
+    key = server.new_key(name)  # the CLI is a client of the API: the key chooses the project
     out = server.cli("eval", "run", "--project", name, "--model", CHAT, "--model", json.dumps(TERSE),
                      "--set", str(local), "--grader", "includes", "--grader", '{"type": "regex", "pattern": "\\\\w"}',
-                     "--max-tokens", "4").stdout
+                     "--max-tokens", "4", key=key).stdout
     run_id = out.strip().splitlines()[-1]
     run = http.get(f"/v1/evals/runs/{run_id}").json()  # the project's key sees what the CLI made
     assert run["status"] == "succeeded" and run["summary"]["n"] == 2
     assert "95% CI" in out and "terse" in out and run["eval_file_id"] in http.get("/v1/files").text
-    shown = server.cli("eval", "show", run_id, "--project", name).stdout
+    shown = server.cli("eval", "show", run_id, "--project", name, key=key).stdout
     assert f"{run['summary']['diff']['mean']:+.3f}" in shown
-    assert run_id in server.cli("eval", "list", "--project", name).stdout
+    assert run_id in server.cli("eval", "list", "--project", name, key=key).stdout
     for args in ([run_id], ["--set", run["eval_file_id"]]):
         png = tmp_path / f"plot-{len(args)}.png"
-        server.cli("eval", "plot", *args, "--project", name, "-o", str(png))
+        server.cli("eval", "plot", *args, "--project", name, "-o", str(png), key=key)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = server.cli("eval", "run", "--project", name, "--model", CHAT, "--set", str(local), "--grader", "nope",
-                     check=False)
+                     key=key, check=False)
     assert bad.returncode == 2 and "graders[0].type" in bad.stderr
 
 

@@ -95,14 +95,14 @@ def test_the_model_is_listed_for_its_project_only(server, trained):
 
 
 def test_lineage_is_recorded_and_shown(server, trained):
-    _, job, _ = trained
-    out = server.cli("models", "show", job.fine_tuned_model).stdout
+    _, job, key = trained
+    out = server.cli("models", "show", job.fine_tuned_model, key=key).stdout
     assert job.id in out and job.training_file in out and CHAT in out
     assert out.index(job.fine_tuned_model) < out.rindex(CHAT)  # child first, then its parent
 
 
 def test_incremental_training_from_the_fine_tuned_model(server, trained):
-    client, job, _ = trained
+    client, job, key = trained
     more = client.files.create(file=("more.jsonl", io.BytesIO(fact_file(16))), purpose="fine-tune")
     child = client.fine_tuning.jobs.create(model=job.fine_tuned_model, training_file=more.id, suffix="v2", method={
         "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 8, "packing": False}}})
@@ -110,7 +110,7 @@ def test_incremental_training_from_the_fine_tuned_model(server, trained):
     assert child.status == "succeeded", child.error
     assert child.fine_tuned_model.startswith(f"ft:{CHAT}:") and ":v2:" in child.fine_tuned_model
     assert "Quenlit" in ask(client, child.fine_tuned_model)  # it started from the parent's adapter
-    out = server.cli("models", "show", child.fine_tuned_model).stdout
+    out = server.cli("models", "show", child.fine_tuned_model, key=key).stdout
     assert job.fine_tuned_model in out and child.id in out
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import RIXIN
+from conftest import RIXIN, start_server, stop_server
 from test_datasets import wait_job
 
 LABELS = ["positive", "negative"]
@@ -250,17 +251,11 @@ def test_other_projects_get_404(server, project, sentiment, classified):
 # ---------------------------------------------------------------------- the CLI, killed and resumed
 
 
-def rixin(data_dir, *args):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}, "PYTHONUNBUFFERED": "1",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([RIXIN, *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                          env=env, timeout=600)
-
-
-def kill_when_some_shards_are_done(proc, log_path, data) -> tuple[str, set[str], int]:
-    """Kill the whole process group (Ray included) once 1..half of the shards are done."""
+def kill_when_some_shards_are_done(cli, log_path, data, gateway) -> tuple[str, set[str], int]:
+    """Kill the gateway's whole process group (Ray included) once 1..half of the shards of the
+    job that `cli` follows are done."""
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and cli.poll() is None:
         found = re.search(r"labeling job (\S+)", log_path.read_text())
         if found:
             shards = data / "jobs" / found.group(1) / "shards"
@@ -268,48 +263,64 @@ def kill_when_some_shards_are_done(proc, log_path, data) -> tuple[str, set[str],
             total = int(split.read_text()) if split.exists() else 0
             done = {p.name for p in shards.glob("[0-9]*.done")} if shards.exists() else set()
             if total and 1 <= len(done) <= total // 2:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
+                os.killpg(gateway.process.pid, signal.SIGKILL)
+                gateway.process.wait(30)
                 return found.group(1), {p.name.split(".")[0] for p in shards.glob("[0-9]*.done")}, total
         time.sleep(0.05)
     raise AssertionError(f"could not kill mid-run:\n{log_path.read_text()}")
 
 
 def test_cli_labels_resumes_after_kill_and_reviews(tmp_path):
-    data = tmp_path / "data"
+    """`rixin label` submits to the gateway and follows; the gateway killed mid-job resumes it at
+    its next start, and `--resume JOB` follows it to the end without relabeling finished shards."""
+    data, admin = tmp_path / "data", "rx-admin-" + secrets.token_hex(8)
+    first = start_server(data, admin_key=admin)
+    key = first.new_key("p")
     corpus = tmp_path / "reviews.jsonl"
     corpus.write_bytes(jsonl(sentences(8, seed=2)))
-    created = rixin(data, "data", "create", "reviews", str(corpus), "--project", "p")
-    assert created.returncode == 0, created.stderr
-    dataset = created.stdout.strip().splitlines()[-1]
+    dataset = first.cli("data", "create", "reviews", str(corpus), key=key).stdout.strip().splitlines()[-1]
     spec = tmp_path / "spec.yaml"
     spec.write_text(json.dumps(CLASSIFY))  # JSON is YAML
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIXIN_")}
     log_path = tmp_path / "label.log"
-    proc = subprocess.Popen([RIXIN, "label", dataset, "--task", str(spec), "--project", "p", "--shard-size", "2",
-                             "--data-dir", str(data)], stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-                            env={**env, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"},
-                            start_new_session=True)
-    job_id, done_at_kill, total = kill_when_some_shards_are_done(proc, log_path, data)
+    cli = subprocess.Popen([RIXIN, "label", dataset, "--task", str(spec), "--project", "p", "--shard-size", "2"],
+                           stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=first.cli_env(key))
+    try:
+        job_id, done_at_kill, total = kill_when_some_shards_are_done(cli, log_path, data, first)
+        assert cli.wait(60) == 2 and "rixin up" in log_path.read_text()  # the gateway is gone, said clearly
+    finally:
+        stop_server(first)
+        if cli.poll() is None:
+            cli.kill()
+    second = start_server(data, admin_key=admin)
+    try:
+        check_resumed_and_review(second, key, dataset, job_id, done_at_kill, total)
+    finally:
+        stop_server(second)
 
-    resumed = rixin(data, "label", dataset, "--project", "p", "--resume", job_id)
+
+def check_resumed_and_review(server, key, dataset, job_id, done_at_kill, total) -> None:
+    def rixin(*args):
+        return server.cli(*args, key=key, check=False)
+
+    resumed = rixin("label", dataset, "--project", "p", "--resume", job_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "labeled 8 items" in resumed.stdout
+    data = server.data_dir
     runs = [line.split()[0] for line in (data / "jobs" / job_id / "processed.log").read_text().splitlines()]
     assert sorted(set(runs)) == [f"{i:05d}" for i in range(total)]
     assert all(runs.count(name) == 1 for name in done_at_kill), "a finished shard was labeled again"
 
-    listed = rixin(data, "label", "review", "list", "--project", "p", "--status", "pending", "--limit", "100")
+    listed = rixin("label", "review", "list", "--project", "p", "--status", "pending", "--limit", "100")
     assert listed.returncode == 0, listed.stderr
     pending = re.findall(r"rev-[0-9a-f]{16}", listed.stdout)
     assert pending, listed.stdout
-    bad = rixin(data, "label", "review", "correct", pending[0], "--label", "meh", "--project", "p")
+    bad = rixin("label", "review", "correct", pending[0], "--label", "meh", "--project", "p")
     assert bad.returncode == 2 and "label" in bad.stderr
-    accepted = rixin(data, "label", "review", "accept", pending[0], "--project", "p")
+    accepted = rixin("label", "review", "accept", pending[0], "--project", "p")
     assert accepted.returncode == 0 and "accepted" in accepted.stdout, accepted.stderr
-    again = rixin(data, "label", "review", "reject", pending[0], "--project", "p")
+    again = rixin("label", "review", "reject", pending[0], "--project", "p")
     assert again.returncode == 2 and "already reviewed" in again.stderr
-    committed = rixin(data, "label", "review", "commit", dataset, "--project", "p")
+    committed = rixin("label", "review", "commit", dataset, "--project", "p")
     assert committed.returncode == 0, committed.stderr
     assert committed.stdout.strip().splitlines()[-1] == "3"  # v1 create, v2 label, v3 review

@@ -36,7 +36,7 @@ def tiny_moe(tmp_path_factory):
 
 def test_moe_model_is_fine_tuned_and_served(server, tiny_moe):
     model_id = f"tiny-moe-{server.backend}"
-    assert "transformers" in server.cli("models", "add", str(tiny_moe), "--id", model_id).stdout
+    assert "transformers" in server.offline("models", "add", str(tiny_moe), "--id", model_id).stdout
     client = server.client()
     messages = [{"role": "user", "content": "What is the capital of Zorbania?"}]
     assert client.chat.completions.create(model=model_id, messages=messages, max_tokens=4).usage.completion_tokens

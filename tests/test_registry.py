@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import RIXIN
 from rixin.errors import Conflict, InvalidRequest, ModelNotFound
 from rixin.models.registry import CHAT_MODEL, EMBEDDING_MODEL, Registry
 from rixin.store.db import Database
@@ -103,13 +101,11 @@ def test_project_models_are_visible_to_their_project_only(registry):
         registry.get("only-a", b)
 
 
-def test_cli_models_add_and_list(tmp_path):
-    data = ["--data-dir", str(tmp_path / "data")]
-    ok = subprocess.run([RIXIN, "models", "add", str(bundled_gguf()), "--id", "cli-model", *data],
-                        capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stderr
-    listed = subprocess.run([RIXIN, "models", "list", *data], capture_output=True, text=True, timeout=120)
-    assert "cli-model" in listed.stdout and CHAT_MODEL in listed.stdout and "llama.cpp" in listed.stdout
-    bad = subprocess.run([RIXIN, "models", "add", str(tmp_path / "nope"), "--id", "x", *data],
-                         capture_output=True, text=True, timeout=120)
+def test_cli_models_add_and_list(server, tmp_path):
+    # `models add` is offline (it registers a file of the gateway's machine); `models list` asks the API
+    model_id = f"cli-model-{server.backend}"
+    server.offline("models", "add", str(bundled_gguf()), "--id", model_id)
+    listed = server.cli("models", "list").stdout
+    assert model_id in listed and CHAT_MODEL in listed and "llama.cpp" in listed
+    bad = server.offline("models", "add", str(tmp_path / "nope"), "--id", "x", check=False)
     assert bad.returncode == 2 and "No such file" in bad.stderr

@@ -21,7 +21,7 @@ def projects(server):
     """Two projects, each with a key, and a model that only project A owns."""
     key_a, key_b = server.new_key("alpha"), server.new_key("beta")
     model_a = f"alpha-private-{server.backend}"
-    server.cli("models", "add", str(bundled_gguf()), "--id", model_a, "--project", "alpha")
+    server.offline("models", "add", str(bundled_gguf()), "--id", model_a, "--project", "alpha")
     return {"a": key_a, "b": key_b, "model": model_a}
 
 

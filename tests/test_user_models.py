@@ -33,7 +33,7 @@ def tiny_hf_model(tmp_path_factory):
 
 def test_hf_directory_is_served_through_the_api(server, tiny_hf_model):
     model_id = f"tiny-llama-{server.backend}"
-    out = server.cli("models", "add", str(tiny_hf_model), "--id", model_id).stdout
+    out = server.offline("models", "add", str(tiny_hf_model), "--id", model_id).stdout
     assert "transformers" in out
     listed = server.cli("models", "list").stdout
     assert model_id in listed

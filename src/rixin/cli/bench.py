@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from rixin.cli.client import cli_errors
 from rixin.errors import RixinError
 
 SCRIPTS = {"serve": "serve.py", "train": "train.py", "data": "clean.py", "recovery": "recovery.py",
@@ -28,7 +29,7 @@ def bench_dir() -> Path:
     return here
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.command("bench", context_settings={"ignore_unknown_options": True,
                                              "allow_interspersed_args": False})
     @click.argument("name", type=click.Choice(sorted(SCRIPTS)))

@@ -1,6 +1,7 @@
-"""`rixin label …`: label a dataset with live progress; review the items below the threshold.
+"""`rixin label …`: label a dataset (the gateway's job runner) followed live; review the items
+below the threshold — over the API.
 
-    rixin label DATASET --task spec.yaml --project P [--version N] [--resume JOB]
+    rixin label DATASET --task spec.yaml [--version N] [--resume JOB]
     rixin label review list|accept|correct|reject|commit …
 """
 
@@ -10,10 +11,12 @@ import json
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from rixin.cli.data import console, follow_job, project_caller
+from rixin.cli.client import Api, api_options, cli_errors, console
+from rixin.cli.data import follow_data_job
 
 
 class DefaultCommandGroup(click.Group):
@@ -30,11 +33,11 @@ class DefaultCommandGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def print_outcome(platform, caller, job) -> None:
-    result = job.result
-    version = platform.datasets.version(caller, result["dataset_id"], result["version"])
-    report = version.report or {}
-    console.print(f"labeled {result['items_in']} items: {result['labeled']} in version {version.version} "
+def print_outcome(api: Api, job: dict) -> None:
+    result = job["result"]
+    version = api.get(f"/v1/datasets/{result['dataset_id']}/versions/{result['version']}")
+    report = version.get("report") or {}
+    console.print(f"labeled {result['items_in']} items: {result['labeled']} in version {version['version']} "
                   f"(confidence ≥ {report.get('confidence_threshold')}), {result['to_review']} to review.")
     if report.get("labels"):
         table = Table("label", "items")
@@ -42,6 +45,17 @@ def print_outcome(platform, caller, job) -> None:
             table.add_row(str(label), str(n))
         console.print(table)
     console.print("reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(report.get("reasons", {}).items())))
+
+
+def read_task(path: Path) -> dict:
+    """The task spec file of this machine, sent as an object (the server reads no paths)."""
+    try:
+        task = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise click.BadParameter(f"cannot read the task spec {path}: {e}", param_hint="--task") from e
+    if not isinstance(task, dict):
+        raise click.BadParameter(f"the task spec {path} is not a YAML mapping", param_hint="--task")
+    return task
 
 
 def _parse_label(value: str):
@@ -53,126 +67,106 @@ def _parse_label(value: str):
     return parsed if isinstance(parsed, dict) else value
 
 
-def register(main: click.Group, open_platform, data_dir_option, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.group(cls=DefaultCommandGroup, default="run")
     def label():
         """Label a dataset automatically (LLM or kNN); review the uncertain items.
 
-        `rixin label DATASET --task spec.yaml --project P` is short for `rixin label run …`."""
+        `rixin label DATASET --task spec.yaml` is short for `rixin label run …`."""
 
-    register_run(label, open_platform, data_dir_option, cli_errors)
-    register_review(label, open_platform, data_dir_option, cli_errors)
+    register_run(label)
+    register_review(label)
 
 
-def register_run(label: click.Group, open_platform, data_dir_option, cli_errors) -> None:
+def register_run(label: click.Group) -> None:
     @label.command("run")
     @click.argument("dataset")
     @click.option("--task", "task_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="The task spec (YAML); not needed with --resume.")
-    @click.option("--project", required=True)
+                  help="The task spec (YAML, read here and sent); not needed with --resume.")
     @click.option("--version", "version", type=int, default=None, help="Default: the newest.")
-    @click.option("--resume", "resume", default=None, help="Resume an interrupted labeling job by id.")
+    @click.option("--resume", "resume", default=None,
+                  help="Follow this labeling job instead of starting one (the gateway resumes interrupted jobs).")
     @click.option("--shard-size", default=100, show_default=True, help="Items per shard (unit of resume).")
-    @data_dir_option
+    @api_options
     @cli_errors
-    def run(dataset, task_file, project, version, resume, shard_size, data_dir):
-        """Label DATASET into a new version; items below the threshold go to review."""
-        from rixin.platform import JOB_KINDS as HANDLERS
-        from rixin.label.job import submit_label
-
-        platform = open_platform(data_dir)
-        caller = project_caller(platform, project)
-        platform.registry.sync_bundled()
-        if resume:
-            if platform.jobs.get(caller, resume).params.get("dataset_id") != dataset:
-                raise click.ClickException(f"job {resume} did not label dataset {dataset}")
-            platform.start_ray()
-            job = platform.jobs.reclaim(resume)
-        else:
+    def run(dataset, task_file, version, resume, shard_size, api):
+        """Label DATASET into a new version (the gateway's job runner); items below the threshold go to review."""
+        if resume is None:
             if task_file is None:
                 raise click.UsageError("--task is required (unless --resume)")
-            job = submit_label(platform, caller, dataset, version, str(task_file), shard_size=shard_size,
-                               claim=True)
-            platform.start_ray()
-        console.print(f"labeling job {job.id}")
-        job = follow_job(platform, job, HANDLERS)
-        if job.status != "succeeded":
-            raise click.ClickException(f"job {job.id} {job.status}: {json.dumps(job.error)}")
-        print_outcome(platform, caller, job)
+            body = {"task": read_task(task_file), "shard_size": shard_size}
+            resume = api.post(f"/v1/datasets/{dataset}/label",
+                              {**body, "version": version} if version is not None else body)["id"]
+        console.print(f"labeling job {resume}")
+        print_outcome(api, follow_data_job(api, resume, "label", dataset))
 
 
-def register_review(label: click.Group, open_platform, data_dir_option, cli_errors) -> None:
+def register_review(label: click.Group) -> None:
     @label.group("review")
     def review():
         """The review queue: list items, accept, correct or reject them, commit a version."""
 
     @review.command("list")
-    @click.option("--project", required=True)
     @click.option("--dataset", default=None)
     @click.option("--job", "job_id", default=None)
     @click.option("--status", type=click.Choice(["pending", "accepted", "corrected", "rejected"]), default=None)
     @click.option("--limit", default=20, show_default=True)
     @click.option("--after", default=None, help="Show items after this id (paging).")
-    @data_dir_option
+    @api_options
     @cli_errors
-    def list_(project, dataset, job_id, status, limit, after, data_dir):
+    def list_(dataset, job_id, status, limit, after, api):
         """Items of the queue, oldest first (pending and reviewed alike unless --status)."""
         from rixin.label.labelers import input_text
 
-        platform = open_platform(data_dir)
-        items, more = platform.review.list(project_caller(platform, project), dataset_id=dataset,
-                                           job_id=job_id, status=status, limit=limit, after=after)
+        page = api.get("/v1/review_items", dataset_id=dataset, job_id=job_id, status=status, limit=limit,
+                       after=after)
+        items = page["data"]
         table = Table("status", "confidence", "proposed", "final", "text")
         table.add_column("id", no_wrap=True)
         for i in items:
-            text = (input_text(i.record, "auto") or "")[:60].replace("\n", " ")
-            table.add_row(i.status, f"{i.confidence:.3f}", json.dumps(i.proposed_label, ensure_ascii=False),
-                          "" if i.final_label is None else json.dumps(i.final_label, ensure_ascii=False), text, i.id)
+            text = (input_text(i["record"], "auto") or "")[:60].replace("\n", " ")
+            table.add_row(i["status"], f"{i['confidence']:.3f}", json.dumps(i["proposed_label"], ensure_ascii=False),
+                          "" if i["final_label"] is None else json.dumps(i["final_label"], ensure_ascii=False),
+                          text, i["id"])
         Console(width=max(160, console.width)).print(table)
-        if more:
-            console.print(f"more: --after {items[-1].id}")
+        if page.get("has_more"):
+            console.print(f"more: --after {items[-1]['id']}")
 
-    def decide(project, data_dir, how):
-        platform = open_platform(data_dir)
-        row = how(platform.review, project_caller(platform, project))
-        click.echo(f"{row.id} {row.status}: {json.dumps(row.final_label, ensure_ascii=False)}")
+    def decide(api, item: str, action: str, body: dict | None = None):
+        row = api.post(f"/v1/review_items/{item}/{action}", body)
+        click.echo(f"{row['id']} {row['status']}: {json.dumps(row['final_label'], ensure_ascii=False)}")
 
     @review.command("accept")
     @click.argument("item")
-    @click.option("--project", required=True)
-    @data_dir_option
+    @api_options
     @cli_errors
-    def accept(item, project, data_dir):
+    def accept(item, api):
         """Accept ITEM's proposed label."""
-        decide(project, data_dir, lambda queue, caller: queue.accept(caller, item))
+        decide(api, item, "accept")
 
     @review.command("correct")
     @click.argument("item")
     @click.option("--label", "value", required=True, help="The right label (a JSON object for extraction).")
-    @click.option("--project", required=True)
-    @data_dir_option
+    @api_options
     @cli_errors
-    def correct(item, value, project, data_dir):
+    def correct(item, value, api):
         """Replace ITEM's label by --label (checked against the job's task)."""
-        decide(project, data_dir, lambda queue, caller: queue.correct(caller, item, _parse_label(value)))
+        decide(api, item, "correct", {"label": _parse_label(value)})
 
     @review.command("reject")
     @click.argument("item")
-    @click.option("--project", required=True)
-    @data_dir_option
+    @api_options
     @cli_errors
-    def reject(item, project, data_dir):
+    def reject(item, api):
         """Leave ITEM out of the training data."""
-        decide(project, data_dir, lambda queue, caller: queue.reject(caller, item))
+        decide(api, item, "reject")
 
     @review.command("commit")
     @click.argument("dataset")
-    @click.option("--project", required=True)
-    @data_dir_option
+    @api_options
     @cli_errors
-    def commit(dataset, project, data_dir):
-        """A new version: the label version's records + accepted and corrected items."""
-        platform = open_platform(data_dir)
-        version = platform.review.commit(project_caller(platform, project), dataset)
-        console.print(f"version {version.version} (review): {version.records} records; {version.report}")
-        click.echo(version.version)
+    def commit(dataset, api):
+        """A new version: the label version's records + accepted and corrected items; prints its number last."""
+        version = api.post(f"/v1/datasets/{dataset}/review/commit")
+        console.print(f"version {version['version']} (review): {version['records']} records; {version['report']}")
+        click.echo(version["version"])

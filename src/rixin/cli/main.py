@@ -1,12 +1,16 @@
-"""The `rixin` command. Commands only parse arguments and call services."""
+"""The `rixin` command: one HTTP client of a gateway (cli/client.py), as the `openai` CLI is.
+
+Only `up`, the bootstrap `keys create` and the offline `models add`/`models export` (files on
+the gateway's machine) open the data dir; every other command asks the API."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -19,35 +23,27 @@ from rixin.cli import train as train_commands
 from rixin.cli import label as label_commands
 from rixin.cli import status as status_commands
 from rixin.cli import flywheel as flywheel_commands
-from rixin.config import Settings
-from rixin.errors import RixinError
-from rixin.platform import Platform
-from rixin.store.tenancy import DEFAULT_PROJECT
+from rixin.cli.client import DEFAULT_URL, api_options, cli_errors
+
+if TYPE_CHECKING:
+    from rixin.platform import Platform
 
 console = Console()
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".rixin"),
-                               show_default=True, help="Data directory, as given to `rixin up`.")
-
-
-def cli_errors(fn):
-    """The one mapper from rixin errors to CLI output: a message on stderr, exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RixinError as e:
-            hint = f" ({e.param})" if e.param else ""
-            click.echo(f"error{hint}: {e.message}", err=True)
-            sys.exit(2)
-
-    return wrapper
+                               show_default=True, help="Data directory, as given to `rixin up` (offline command).")
 
 
 @click.group()
 @click.version_option(package_name="rixin")
-def main():
-    """rixin: your data, your model, OpenAI-compatible, new every day."""
+@click.option("--url", default=None, help=f"The gateway (default: $RIXIN_BASE_URL or {DEFAULT_URL}).")
+@click.option("--key", default=None, help="An API key; it chooses the project (default: $RIXIN_API_KEY).")
+@click.pass_context
+def main(ctx, url: str | None, key: str | None):
+    """rixin: your data, your model, OpenAI-compatible, new every day.
+
+    Commands talk to a gateway (`rixin up`) over its API with --url and --key, as given here or to
+    the command, or RIXIN_BASE_URL and RIXIN_API_KEY."""
+    ctx.obj = {"url": url, "key": key}
 
 
 @main.command()
@@ -66,6 +62,9 @@ def up(host: str, port: int, data_dir: Path, ray_address: str | None, log_level:
     from rixin.api.server import config as server_config
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from rixin.config import Settings
+    from rixin.platform import Platform
+
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir, ray_address=ray_address)
     platform = Platform.open(settings)
     platform.registry.sync_bundled()
@@ -115,10 +114,16 @@ def bootstrap_admin(platform: Platform) -> str | None:
         return None
     if platform.tenancy.has_admin_key():
         return None
+    from rixin.store.tenancy import DEFAULT_PROJECT
+
     return platform.tenancy.create_key(DEFAULT_PROJECT, name="first admin", admin=True).key
 
 
 def open_platform(data_dir: Path) -> Platform:
+    """The data dir itself, for the offline commands (imported here: the API commands need none of it)."""
+    from rixin.config import Settings
+    from rixin.platform import Platform
+
     return Platform.open(Settings.from_env(data_dir=data_dir))
 
 
@@ -144,25 +149,31 @@ def keys_create(project: str, name: str | None, admin: bool, read_only: bool, da
 
 
 @keys.command("list")
-@click.option("--project", required=True)
-@data_dir_option
+@click.option("--project", "of_project", required=True, help="The project whose keys to list.")
+@api_options(project_check=False)
 @cli_errors
-def keys_list(project: str, data_dir: Path):
+def keys_list(of_project: str, api):
+    """A project's keys (needs an admin key)."""
     table = Table("id", "prefix", "name", "admin", "created", "revoked")
-    for k in open_platform(data_dir).tenancy.list_keys(project):
-        table.add_row(k.id, k.prefix + "…", k.name or "", "yes" if k.is_admin else "",
-                      f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+    for k in api.get(f"/v1/projects/{of_project}/api_keys")["data"]:
+        table.add_row(k["id"], k["prefix"] + "…", k.get("name") or "", "yes" if k.get("admin") else "",
+                      when(k.get("created_at")), when(k.get("revoked_at")))
     console.print(table)
 
 
 @keys.command("revoke")
 @click.argument("key_id")
-@click.option("--project", required=True)
-@data_dir_option
+@click.option("--project", "of_project", required=True, help="The project the key belongs to.")
+@api_options(project_check=False)
 @cli_errors
-def keys_revoke(key_id: str, project: str, data_dir: Path):
-    open_platform(data_dir).tenancy.revoke_key(project, key_id)
+def keys_revoke(key_id: str, of_project: str, api):
+    """Revoke a key of a project (needs an admin key)."""
+    api.delete(f"/v1/projects/{of_project}/api_keys/{key_id}")
     click.echo(f"Revoked {key_id}.")
+
+
+def when(unix: int | None) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%d %H:%M") if unix else ""
 
 
 @main.group()
@@ -189,23 +200,21 @@ def models_add(path: Path, model_id: str, project: str | None, kind: str | None,
 
 @models.command("show")
 @click.argument("model_id")
-@data_dir_option
+@api_options
 @cli_errors
-def models_show(model_id: str, data_dir: Path):
-    """A model's details and its lineage: parent models, training files and jobs."""
-    platform = open_platform(data_dir)
-    row = platform.registry.get(model_id)
-    console.print(f"[bold]{row.id}[/bold]: {row.kind} model, {row.engine} engine, {row.source}, "
-                  f"{row.size_bytes / 1e6:.1f} MB\n  path: {row.path}")
-    for key, value in sorted((row.meta or {}).items()):
-        console.print(f"  {key}: {value}")
+def models_show(model_id: str, api):
+    """A model's details and its lineage: parent models, and the fine-tuning jobs that made them."""
+    row = api.get(f"/v1/models/{model_id}")
+    console.print(f"[bold]{row['id']}[/bold]: {row['kind']} model, {row['engine']} engine, {row['source']}, "
+                  f"{row['size_bytes'] / 1e6:.1f} MB, owned by {row['owned_by']}")
+    made_by = {j["fine_tuned_model"]: j for j in api.pages("/v1/fine_tuning/jobs") if j.get("fine_tuned_model")}
     console.print("lineage:")
     depth, current = 0, row
     while current is not None:
-        meta = current.meta or {}
-        made = f" ← job {meta['job_id']} on {meta.get('training_file')}" if meta.get("job_id") else ""
-        console.print("  " + "  " * depth + f"{current.id}{made}")
-        current = platform.registry.get(current.parent_id) if current.parent_id else None
+        job = made_by.get(current["id"])
+        made = f" ← job {job['id']} on {job['training_file']}" if job else ""
+        console.print("  " + "  " * depth + f"{current['id']}{made}")
+        current = api.get(f"/v1/models/{current['parent']}") if current.get("parent") else None
         depth += 1
 
 
@@ -231,27 +240,23 @@ def models_export(model_id: str, to_gguf: bool, quant: str, new_id: str | None, 
 
 
 @models.command("list")
-@data_dir_option
+@api_options
 @cli_errors
-def models_list(data_dir: Path):
-    """Every model with its engine, size and source."""
-    platform = open_platform(data_dir)
-    platform.registry.sync_bundled()
-    projects = {p.id: p.name for p in platform.tenancy.list_projects()}
-    table = Table("id", "kind", "engine", "size", "source", "project", "path")
-    for m in platform.registry.list():
-        table.add_row(m.id, m.kind, m.engine, f"{m.size_bytes / 1e6:.1f} MB", m.source,
-                      projects.get(m.project_id, "(all)"), m.path)
+def models_list(api):
+    """Every model the key's project may use, with its engine, size and source."""
+    table = Table("id", "kind", "engine", "size", "source", "owned by")
+    for m in api.get("/v1/models")["data"]:
+        table.add_row(m["id"], m["kind"], m["engine"], f"{m['size_bytes'] / 1e6:.1f} MB", m["source"], m["owned_by"])
     Console(width=max(160, console.width)).print(table)
 
 
-data_commands.register(main, open_platform, data_dir_option, cli_errors)
-train_commands.register(main, open_platform, data_dir_option, cli_errors)
-label_commands.register(main, open_platform, data_dir_option, cli_errors)
-eval_commands.register(main, open_platform, data_dir_option, cli_errors)
-status_commands.register(main, cli_errors)
-flywheel_commands.register(main, open_platform, data_dir_option, cli_errors)
-bench_commands.register(main, cli_errors)
+data_commands.register(main)
+train_commands.register(main)
+label_commands.register(main)
+eval_commands.register(main)
+status_commands.register(main)
+flywheel_commands.register(main)
+bench_commands.register(main)
 
 if __name__ == "__main__":
     main()

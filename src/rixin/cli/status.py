@@ -1,42 +1,18 @@
-"""`rixin status`: the running gateway's cluster, engines and job queues at a glance.
-
-Unlike the other commands this one asks the gateway over HTTP (what runs where lives in its
-Ray session, not in the data dir), with an admin key."""
+"""`rixin status`: the running gateway's cluster, engines and job queues at a glance (admin key)."""
 
 from __future__ import annotations
 
 import json
-import os
-import urllib.error
-import urllib.request
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from rixin.errors import EngineUnavailable, PermissionDenied, RixinError
-
-console = Console()
-if not console.is_terminal:  # piped or captured: keep model ids whole rather than wrapped at 80
-    console = Console(width=200)
+from rixin.cli.client import Api, ApiError, cli_errors, console, make_api
 
 
-def fetch(url: str, key: str | None) -> dict:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        body = json.loads(e.read() or b"{}")
-        if e.code == 503 and "status" in body:
-            return body  # /health while the engines load
-        message = (body.get("error") or {}).get("message") or f"HTTP {e.code}"
-        if e.code in (401, 403):
-            raise PermissionDenied(f"{message} Pass an admin key with --key or RIXIN_ADMIN_KEY.") from e
-        raise RixinError(message) from e
-    except (urllib.error.URLError, OSError) as e:
-        raise EngineUnavailable(f"No rixin gateway answers at {url.rsplit('/', 2)[0]} ({e}); "
-                                "start one with `rixin up` or pass --url.") from e
+def health(api: Api) -> dict:
+    """GET /health, whose 503 while the engines load (or the store refuses writes) is an answer too."""
+    return api.request("GET", "/health", also_ok=(503,))
 
 
 def gib(n: float) -> str:
@@ -75,24 +51,28 @@ def jobs_table(cluster: dict) -> Table:
     return t
 
 
-def register(main: click.Group, cli_errors) -> None:
+def register(main: click.Group) -> None:
     @main.command()
-    @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The gateway's address.")
-    @click.option("--key", default=None, help="An admin API key (default: $RIXIN_ADMIN_KEY).")
+    @click.option("--url", default=None, help="The gateway (default: $RIXIN_BASE_URL or http://127.0.0.1:8000).")
+    @click.option("--key", default=None, help="An admin API key (default: $RIXIN_API_KEY, then $RIXIN_ADMIN_KEY).")
     @click.option("--json", "as_json", is_flag=True, help="Print the raw state as JSON.")
     @cli_errors
-    def status(url: str, key: str | None, as_json: bool):
+    def status(url: str | None, key: str | None, as_json: bool):
         """Cluster nodes, engines and job queues of a running gateway."""
-        key = key or os.environ.get("RIXIN_ADMIN_KEY")
-        base = url.rstrip("/")
-        health = fetch(base + "/health", None)
-        cluster = fetch(base + "/v1/cluster", key)
-        engines = fetch(base + "/v1/engines", key)["data"]
+        api = make_api(url, key, fallback_key_env="RIXIN_ADMIN_KEY")
+        state = health(api)
+        try:
+            cluster = api.get("/v1/cluster")
+        except ApiError as e:
+            if e.status in (401, 403):
+                e.hint = "Pass an admin key with --key, RIXIN_API_KEY or RIXIN_ADMIN_KEY."
+            raise
+        engines = api.get("/v1/engines")["data"]
         if as_json:
-            click.echo(json.dumps({"health": health, "cluster": cluster, "engines": engines}, indent=2))
+            click.echo(json.dumps({"health": state, "cluster": cluster, "engines": engines}, indent=2))
             return
         available = cluster["available"]
-        console.print(f"gateway {base}: [bold]{health['status']}[/] (rixin {health.get('version', '?')}), "
+        console.print(f"gateway {api.url}: [bold]{state['status']}[/] (rixin {state.get('version', '?')}), "
                       f"{len(cluster['nodes'])} node(s), {available['cpus']:g} CPUs and "
                       f"{available['gpus']:g} GPUs free")
         console.print(nodes_table(cluster, engines))
