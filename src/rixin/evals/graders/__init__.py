@@ -5,7 +5,7 @@ Every module of this package is one grader and says everything about it in one p
 module-level `GRADER = GraderSpec(...)`: its typed config (whose `type` literal is the grader's
 name and whose docstring describes it), how to build it and which kind of engine, if any, it
 needs. `registered()` collects them (rixin/extensions.py, the mechanism the cleaning blocks
-use too); the config union, the error paths, the engines a run needs and the catalogue that
+use too); the config union, the error paths, the engines a run needs and the list that
 `GET /v1/evals/graders` serves (the console's hint) all come from that table. Adding a grader
 is a new module here (and its test and docs), nothing else.
 
@@ -89,12 +89,6 @@ def registered() -> dict[str, GraderSpec]:
 def _adapter() -> TypeAdapter:
     configs = tuple(spec.config for spec in registered().values())
     return TypeAdapter(list[Annotated[Union[configs], Field(discriminator="type")]])  # type: ignore[valid-type]
-
-
-def catalogue() -> list[dict]:
-    """Each grader with what it calls and its config's JSON schema (GET /v1/evals/graders)."""
-    return [{"type": name, "engine": spec.engine, "config_schema": spec.config.model_json_schema()}
-            for name, spec in registered().items()]
 
 
 def parse_graders(data: Any) -> list[GraderConfig]:
