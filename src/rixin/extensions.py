@@ -14,12 +14,15 @@ Spec = TypeVar("Spec")
 
 
 def collect(package: str, attr: str, spec_type: type[Spec], *, unique: tuple[str, ...] = ("name",)) -> list[Spec]:
-    """The `attr` of every module of `package` (a dotted name), in module-name order. A module
+    """The `attr` of every public module of `package` (a dotted name), in module-name order
+    (modules named _like_this are helpers the extensions share, and are skipped). A module
     without one, or two specs sharing a value of an attribute in `unique`, is a TypeError: a
     developer's mistake, found when the registry is first read."""
     root = importlib.import_module(package)
     specs: list[Spec] = []
     for info in pkgutil.iter_modules(root.__path__):
+        if info.name.startswith("_"):  # a private helper shared by several of the package's modules
+            continue
         module = importlib.import_module(f"{package}.{info.name}")
         spec = getattr(module, attr, None)
         if not isinstance(spec, spec_type):
