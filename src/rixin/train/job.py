@@ -17,8 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from rixin.data.formats import check_file
-from rixin.errors import InvalidRequest, NotFound
-from rixin.errors import Cancelled, Paused
+from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, invalid_from
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
@@ -38,10 +37,7 @@ def parse_method(method: dict | None, hyperparameters: dict | None) -> tuple[str
     try:
         hp = Hyperparameters.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "hyperparameters"  # the rest names union branches
-        raise InvalidRequest(f"Invalid hyperparameter '{field}': {first['msg']}.",
-                             param=f"method.{kind}.hyperparameters.{field}", code="invalid_value") from e
+        raise invalid_from(e, prefix_param=f"method.{kind}.hyperparameters", model=Hyperparameters) from e
     if kind == "dpo" and hp.full_finetune:
         raise InvalidRequest("DPO needs a LoRA adapter (the reference model is the base without it); "
                              "drop full_finetune.", param=f"method.{kind}.hyperparameters.full_finetune")
