@@ -175,7 +175,7 @@ class LabelStats:
         self.reasons[item["reason"]] += 1
         if item["label"] is not None and confidence >= self.task.confidence_threshold:
             self.kept += 1
-        if isinstance(item["label"], str) and self.task.type in ("classification", "knn"):
+        if isinstance(item["label"], str) and "labels" in self.task.labeler.uses:  # a closed label set
             self.labels[item["label"]] += 1
 
     def to_dict(self) -> dict:
