@@ -65,6 +65,21 @@ def test_resume_from_a_checkpoint_continues_exactly(tmp_path, tiny_hf_model, dat
     assert (resumed / "final" / "adapter_model.safetensors").exists()
 
 
+def test_a_pause_flag_stops_at_a_checkpoint_and_a_rerun_resumes_from_it(tmp_path, tiny_hf_model, data):
+    from rixin.train.control import PAUSE, clear_stop, request_stop
+
+    cfg = config(tmp_path, tiny_hf_model, data, n_epochs=1)
+    request_stop(tmp_path, PAUSE)  # read after the first step, as the gateway's pause would be
+    train(cfg)
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["event"] != "worker"] == ["started", "step", "checkpoint", "paused"]
+    assert not (tmp_path / "final").exists()
+    clear_stop(tmp_path)
+    train(cfg)
+    events = [json.loads(line)["event"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "resumed" in events and events[-1] == "finished" and (tmp_path / "final").exists()
+
+
 def test_checkpoints_hold_no_pickles(tmp_path, tiny_hf_model, data):
     train(config(tmp_path, tiny_hf_model, data, n_epochs=1))
     files = {p.suffix for p in (tmp_path / "checkpoints").rglob("*") if p.is_file()}
