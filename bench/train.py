@@ -9,7 +9,7 @@ varied length, loss on the assistant tokens only), LoRA r=16 on the default targ
 the bundled SmolLM2-135M-Instruct (converted once from its GGUF to /tmp/bench-smollm2-hf), fp32
 (--precision bf16: bf16 CPU autocast on both sides):
 
-    rixin     rixin.train.recipe.train_loop_per_worker(cfg) in-process (no Ray): packing on,
+    rixin     rixin.train.recipe.train(cfg) in-process (no Ray): packing on,
               block-diagonal attention, max_seq_length 512, batch = packed rows
     baseline  transformers.Trainer + peft.get_peft_model, the same LoRA config, the same token
               ids and loss mask, DataCollatorForSeq2Seq (padding per batch), batch = examples

@@ -33,8 +33,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def rixin_config(spec: dict, work: Path) -> dict:
-    from rixin.train.config import Hyperparameters
+def rixin_config(spec: dict, work: Path):
+    from rixin.train.config import Hyperparameters, TrainConfig
 
     hyper = Hyperparameters.model_validate({
         "n_epochs": spec["epochs"], "batch_size": spec["rixin_batch_rows"],
@@ -42,9 +42,9 @@ def rixin_config(spec: dict, work: Path) -> dict:
         "max_seq_length": spec["max_seq_length"], "lora_rank": spec["lora_rank"], "lora_alpha": spec["lora_alpha"],
         "lora_dropout": spec["lora_dropout"], "threads_per_worker": spec["threads"],
         "precision": spec["precision"]})
-    return {"work_dir": str(work), "base_dir": spec["model_dir"], "init_adapter": None, "init_full": None,
-            "method": "supervised", "train_path": spec["train_path"], "val_path": None,
-            "hyperparameters": hyper.model_dump(), "resolved": hyper.resolved("supervised", 0), "seed": spec["seed"]}
+    return TrainConfig(work_dir=str(work), base_dir=spec["model_dir"], method="supervised",
+                       train_path=spec["train_path"], hyperparameters=hyper, resolved=hyper.resolved("supervised", 0),
+                       seed=spec["seed"])
 
 
 def child_rixin(spec: dict, work: Path, profile: bool) -> dict:
@@ -60,7 +60,7 @@ def child_rixin(spec: dict, work: Path, profile: bool) -> dict:
     if profile:
         prof_out = profile_run(cfg, work)
     else:
-        recipe.train_loop_per_worker(cfg)
+        recipe.train(cfg)
     t_end = time.time()
     rss = peak_rss_mb()
     threads = torch.get_num_threads()
@@ -69,7 +69,7 @@ def child_rixin(spec: dict, work: Path, profile: bool) -> dict:
     steps = [m for m in lines if m["event"] == "step"]
     # Per-step token counts: the recipe's own batches, rebuilt (same rows, same seeded shuffle).
     tok = AutoTokenizer.from_pretrained(spec["model_dir"])
-    hp, bs = cfg["hyperparameters"], cfg["resolved"]["batch_size"]
+    hp, bs = cfg.hyperparameters, cfg.resolved.batch_size
     rows = recipe.build_rows(tok, recipe.read_jsonl(spec["train_path"]), hp)
     counts = []
     for epoch in range(spec["epochs"]):
@@ -148,7 +148,7 @@ def child_baseline(spec: dict, work: Path) -> dict:
             "eval_loss": eval_loss(spec, str(work / "adapter"))}
 
 
-def profile_run(cfg: dict, work: Path) -> dict:
+def profile_run(cfg, work: Path) -> dict:
     """cProfile over the whole run, torch.profiler over steps 3-5 (stepped from the recipe's
     own per-step log line), then measured what-ifs on one real batch."""
     import cProfile
@@ -162,16 +162,16 @@ def profile_run(cfg: dict, work: Path) -> dict:
     prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=1, warmup=1, active=3, repeat=1))
     original = recipe.log_line
 
-    def stepping_log_line(w, **values):
-        original(w, **values)
-        if values.get("event") == "step":
+    def stepping_log_line(w, event, **values):
+        original(w, event, **values)
+        if event == recipe.STEP:
             prof.step()
 
     recipe.log_line = stepping_log_line
     cp = cProfile.Profile()
     with prof:
         cp.enable()
-        recipe.train_loop_per_worker(cfg)
+        recipe.train(cfg)
         cp.disable()
     recipe.log_line = original
     buf = io.StringIO()
@@ -206,7 +206,7 @@ def _median_time(fn, repeats: int = 5) -> float:
     return statistics.median(out)
 
 
-def what_ifs(cfg: dict, rounds: int = 2) -> dict:
+def what_ifs(cfg, rounds: int = 2) -> dict:
     """Measured on one real packed batch (the recipe's first batch): collate alone; the stock
     transformers forward+backward (LM head on every position); the recipe's loss (LM head and
     cross-entropy only on trained positions); the recipe's loss with a 2-D padding mask instead
@@ -219,14 +219,14 @@ def what_ifs(cfg: dict, rounds: int = 2) -> dict:
     from rixin.train import recipe
     from rixin.train.data import collate
 
-    hp = cfg["hyperparameters"]
-    tok = AutoTokenizer.from_pretrained(cfg["base_dir"])
-    model = AutoModelForCausalLM.from_pretrained(cfg["base_dir"], dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=hp["lora_rank"], lora_alpha=hp["lora_alpha"], lora_dropout=0.0,
-                                             target_modules=hp["lora_target_modules"], task_type="CAUSAL_LM"))
+    hp = cfg.hyperparameters
+    tok = AutoTokenizer.from_pretrained(cfg.base_dir)
+    model = AutoModelForCausalLM.from_pretrained(cfg.base_dir, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=0.0,
+                                             target_modules=hp.lora_target_modules, task_type="CAUSAL_LM"))
     model.train()
-    rows = recipe.build_rows(tok, recipe.read_jsonl(cfg["train_path"]), hp)
-    micro = recipe.batches_for_epoch(rows, 0, cfg["resolved"]["batch_size"], cfg["seed"], 0, 1)[0]
+    rows = recipe.build_rows(tok, recipe.read_jsonl(cfg.train_path), hp)
+    micro = recipe.batches_for_epoch(rows, 0, cfg.resolved.batch_size, cfg.seed, 0, 1)[0]
     pad = tok.pad_token_id
     batch = collate(micro, pad)
     tokens = sum(len(r.input_ids) for r in micro)

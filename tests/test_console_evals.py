@@ -107,6 +107,9 @@ def test_evals_page_starts_a_run_and_charts_scores_over_time(console, evals):
     page.get_by_label("Models").select_option([CHAT])
     page.get_by_label("Max tokens").fill("8")
     assert json.loads(page.get_by_label("Graders (JSON list)").input_value()) == EVAL_GRADERS
+    # the hint lists the registered graders (GET /v1/evals/graders) with their required keys
+    hint = page.locator("#" + page.get_by_label("Graders (JSON list)").get_attribute("aria-describedby"))
+    assert "regex (pattern)" in hint.inner_text() and "model_graded (rubric)" in hint.inner_text()
     assert_labelled(page)
     page.get_by_role("button", name="Start eval run").click()
     page.wait_for_url(re.compile(r".*#/evals/evalrun"))

@@ -12,12 +12,13 @@ import io
 import json
 import time
 
+import httpx
 import numpy as np
 import pytest
 
 from conftest import CHAT
 from rixin.evals.evalset import parse_lines
-from rixin.evals.graders import build_grader, parse_graders
+from rixin.evals.graders import build_grader, parse_graders, registered
 
 ITEMS = [
     {"input": "What is the capital of France? Answer in one word.", "ideal": "Paris"},
@@ -164,6 +165,17 @@ def test_other_projects_see_nothing(server, finished):
     assert http.get("/v1/evals/runs").json()["data"] == []
     r = http.post("/v1/evals/runs", json={"eval_file_id": file_id, "models": [CHAT], "graders": [{"type": "includes"}]})
     assert r.status_code == 404 and r.json()["error"]["param"] == "eval_file_id", r.text
+
+
+def test_graders_list_every_registered_grader_with_its_schema(server, project):
+    _, http = project
+    body = http.get("/v1/evals/graders").json()
+    graders = {g["type"]: g for g in body["data"]}
+    assert body["object"] == "list" and set(graders) == set(registered())
+    assert graders["regex"]["engine"] is None and graders["model_graded"]["engine"] == "chat"
+    assert "pattern" in graders["regex"]["config_schema"]["required"]
+    assert "schema" in graders["json_schema"]["config_schema"]["properties"]  # the alias a client writes
+    assert httpx.get(f"{server.url}/v1/evals/graders", timeout=30).status_code == 401  # a key is needed
 
 
 @pytest.mark.parametrize("change, status, param", [

@@ -15,7 +15,9 @@ from rixin.engines.base import Chunk
 from rixin.errors import InvalidRequest
 from rixin.evals.compare import paired_diff, summarise
 from rixin.evals.evalset import parse_lines
-from rixin.evals.graders import (EmbeddingSimilarity, ModelGraded, build_grader, numbers, parse_graders)
+from rixin.evals.graders import build_grader, numbers, parse_graders
+from rixin.evals.graders.embedding import EmbeddingSimilarity
+from rixin.evals.graders.model_graded import ModelGraded
 
 
 def item(ideal=None, schema=None, prompt="q"):

@@ -27,7 +27,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # it sits above them and below the HTTP api; cli/ is the outermost client. `serving` is the
 # room issue 19 adds (deployments, routing, the engine pool and client).
 ROOMS: list[tuple[str, ...]] = [
-    ("errors", "config", "metrics", "rixin"),  # "rixin": the package itself (__version__)
+    ("errors", "config", "metrics", "rixin", "extensions"),  # "rixin": the package itself (__version__)
     ("schemas", "gbnf", "grammar"),  # JSON Schema checks and grammars: used by engines and api alike
     ("store",),
     ("models",),

@@ -12,23 +12,22 @@ import shutil
 
 import pytest
 
-from rixin.train.config import Hyperparameters
+from rixin.train.config import Hyperparameters, TrainConfig
 from rixin.train.job import make_trainer
-from rixin.train.recipe import train_loop_per_worker
+from rixin.train.recipe import train
 from test_fine_tuning import fact_file
 from test_user_models import tiny_hf_model  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def config(work, base, train_path, **hp) -> tuple[dict, Hyperparameters]:
+def config(work, base, train_path, **hp) -> tuple[TrainConfig, Hyperparameters]:
     # 32 rows, 8 per optimizer step: 4 steps an epoch, 8 in all; no dropout so ranks can agree.
     hyper = Hyperparameters.model_validate({"n_epochs": 2, "learning_rate_multiplier": 10, "checkpoint_interval": 3,
                                             "max_seq_length": 64, "lora_rank": 4, "lora_dropout": 0.0,
                                             "packing": False, "threads_per_worker": 1, **hp})
-    return {"work_dir": str(work), "base_dir": str(base), "init_adapter": None, "init_full": None,
-            "method": "supervised", "train_path": str(train_path), "val_path": None,
-            "hyperparameters": hyper.model_dump(), "resolved": hyper.resolved("supervised", 32), "seed": 5}, hyper
+    return TrainConfig(work_dir=str(work), base_dir=str(base), method="supervised", train_path=str(train_path),
+                       hyperparameters=hyper, resolved=hyper.resolved("supervised", 32), seed=5), hyper
 
 
 def metrics(work) -> list[dict]:
@@ -73,7 +72,7 @@ def two(tmp_path_factory, tiny_hf_model, data, local_ray):
 def test_two_workers_equal_one_worker_with_the_same_global_batch(tmp_path, tiny_hf_model, data, two):
     one = tmp_path / "one"
     one.mkdir()
-    train_loop_per_worker(config(one, tiny_hf_model, data, batch_size=8)[0])
+    train(config(one, tiny_hf_model, data, batch_size=8)[0])
 
     workers = {m["rank"]: m for m in metrics(two) if m["event"] == "worker"}
     assert set(workers) == {0, 1} and all(w["world"] == 2 for w in workers.values())

@@ -175,7 +175,7 @@ def is_branch(item: Any) -> bool:
     """Whether a pydantic loc element names a union branch (its tag), not a parameter."""
     return isinstance(item, str) and (
         "[" in item or item in ("int", "float", "str", "bool", "dict", "list", "none")
-        or item[:1].isupper() or item.startswith("function-"))
+        or item[:1].isupper() or item.startswith(("function-", "constrained-")))
 
 
 def loc_path(loc: tuple, *, dotted_index: bool = False, tags: Collection[str] = ()) -> str:
@@ -244,7 +244,8 @@ def invalid_from(e: ValidationError, *, prefix_param: str | None = None, source:
         got = first.get("input")
         seen = f" (got {got!r:.80})" if not isinstance(got, dict | list) else ""
         message = f"invalid value at '{shown}': {first['msg'].removeprefix('Value error, ')}{seen}."
-    more = len(errors) - 1
+    # the branches of a union each report the same field: count the fields, not the branches
+    more = len({loc_path(tuple(x["loc"]), dotted_index=dotted_index, tags=tags) for x in errors}) - 1
     if more:
         message += f" ({more} more problem{'s' if more > 1 else ''} after fixing this one.)"
     message = f"{source}: {message}" if source else message[0].upper() + message[1:]

@@ -156,6 +156,8 @@ OK: dict[tuple[str, str], dict] = {
     ("POST", "/v1/review_items/{item_id}/accept"): REVIEW,
     ("POST", "/v1/review_items/{item_id}/correct"): REVIEW,
     ("POST", "/v1/review_items/{item_id}/reject"): REVIEW,
+    ("GET", "/v1/evals/graders"): listof(obj("eval.grader", id_=False, type=STR, engine=OPT_STR,
+                                             config_schema=ANY_OBJ), **PAGE),
     ("POST", "/v1/evals/runs"): EVAL_RUN,
     ("GET", "/v1/evals/runs"): listof(EVAL_RUN, **PAGE),
     ("GET", "/v1/evals/runs/{run_id}"): EVAL_RUN,

@@ -6,7 +6,8 @@
                the per-item difference b − a) ─▶ summary on the EvalRun row
 
 Resumable like the label job, on the same skeleton (jobs/shards.py): a shard with its `.done`
-marker is skipped when the job runs again after a crash; writes are atomic. A plain loop, not
+marker is skipped when the job runs again after a crash; writes are atomic; the results are
+stored once (finish_once), then the shards are removed. A plain loop, not
 Ray Data: generation happens inside one engine replica (a Ray actor that serialises
 requests), so parallel tasks would only queue on it.
 """
@@ -22,7 +23,7 @@ from rixin.evals.compare import summarise
 from rixin.evals.evalset import EvalItem, load_items
 from rixin.evals.graders import build_grader, parse_graders
 from rixin.data.records import iter_jsonl, write_jsonl
-from rixin.jobs.shards import resume, run_shards, shard_name, shard_path
+from rixin.jobs.shards import finish_once, finished, remove_shards, resume, run_shards, shard_name, shard_path
 from rixin.store.artifacts import atomic_write
 from rixin.store.schema import EvalRun, Job, utcnow
 from rixin.store.tenancy import Caller
@@ -84,53 +85,71 @@ def _set_run(platform, run_id: str, **values) -> None:
 
 def run_eval(platform, job: Job, report) -> dict:
     """Job handler (see module doc)."""
-    from rixin.label.remote import connect
-
     params = job.params
     caller = Caller(job.project_id, "", "", False)
     work = platform.work_dir / job.id
+    done = finished(work)
+    if done is not None:  # resumed after the results were stored (and the shards removed)
+        return done
     (work / "shards").mkdir(parents=True, exist_ok=True)
     _set_run(platform, params["run_id"], status="running")
     items = _items(platform, params, caller, work)
     variants, configs = params["models"], parse_graders(params["graders"])
-    models = [v["name"] for v in variants]
+    shard_count = generate_shards(platform, caller, params, work, items, configs, report)
+
+    def create_outputs() -> dict:
+        report(stage="summarise")
+        models = [v["name"] for v in variants]
+        merged = merge(work, items, models, shard_count)
+        summary = summarise(merged, models, [c.label for c in configs])
+        with platform.artifacts.writer() as sink:
+            write_jsonl(merged, sink)
+            sha256, _ = sink.commit()
+        _set_run(platform, params["run_id"], status="succeeded", summary=summary, results_sha256=sha256,
+                 finished_at=utcnow())
+        return {"eval_run_id": params["run_id"], "results_sha256": sha256, "n": len(items)}
+
+    result = finish_once(work, create_outputs)
+    report(stage="done")
+    remove_shards(work)
+    return result
+
+
+def generate_shards(platform, caller: Caller, params: dict, work: Path, items: list[EvalItem], configs,
+                    report) -> int:
+    """Generate and grade every (model, shard) not done yet; returns the shards per model."""
+    from rixin.label.remote import connect
+
+    variants = params["models"]
     shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]
-    plan = {model_shard(m, s): (m, s) for m in range(len(models)) for s in range(len(shards))}
+    plan = {model_shard(m, s): (m, s) for m in range(len(variants)) for s in range(len(shards))}
     state = resume(work, plan)
     done = sum(state.done.values())
-    report(stage="generate", items_total=len(items) * len(models), items_done=done,
+    report(stage="generate", items_total=len(items) * len(variants), items_done=done,
            shards_skipped=len(state.done))
-    if state.todo:
-        engines: dict[tuple[str, str], object] = {}
+    if not state.todo:
+        return len(shards)
+    engines: dict[tuple[str, str], object] = {}
 
-        def engine(model_id: str, kind: str):
-            if (model_id, kind) not in engines:
-                engines[model_id, kind] = connect(platform, model_id, caller, kind)
-            return engines[model_id, kind]
+    def engine(model_id: str, kind: str):
+        if (model_id, kind) not in engines:
+            engines[model_id, kind] = connect(platform, model_id, caller, kind)
+        return engines[model_id, kind]
 
-        graders = [build_grader(c, engine) for c in configs]
+    graders = [build_grader(c, engine) for c in configs]
 
-        def progress(n: int) -> None:
-            nonlocal done
-            done += n
-            report(items_done=done)
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        report(items_done=done)
 
-        def do_shard(name: str) -> int:
-            m, s = plan[name]
-            return run_shard(shard_path(work, name), shards[s], engine(variants[m]["model"], "chat"), graders,
-                             params["max_tokens"], variants[m]["system"], progress)
+    def do_shard(name: str) -> int:
+        m, s = plan[name]
+        return run_shard(shard_path(work, name), shards[s], engine(variants[m]["model"], "chat"), graders,
+                         params["max_tokens"], variants[m]["system"], progress)
 
-        run_shards(work, state, do_shard)
-    report(stage="summarise")
-    merged = merge(work, items, models, len(shards))
-    summary = summarise(merged, models, [c.label for c in configs])
-    with platform.artifacts.writer() as sink:
-        write_jsonl(merged, sink)
-        sha256, _ = sink.commit()
-    _set_run(platform, params["run_id"], status="succeeded", summary=summary, results_sha256=sha256,
-             finished_at=utcnow())
-    report(stage="done")
-    return {"eval_run_id": params["run_id"], "results_sha256": sha256, "n": len(items)}
+    run_shards(work, state, do_shard)
+    return len(shards)
 
 
 def merge(work: Path, items: list[EvalItem], models: list[str], shard_count: int) -> list[dict]:

@@ -99,13 +99,19 @@ def run_shards(work: Path, state: Resume, do_shard: Callable[[str], int],
             on_shard(finished)
 
 
+def finished(work: Path) -> dict | None:
+    """The job's result when finish_once has made it (its shards may be gone), else None."""
+    created = work / "version.json"
+    return json.loads(created.read_text()) if created.exists() else None
+
+
 def finish_once(work: Path, make: Callable[[], dict]) -> dict:
     """The job's result: make() once (it writes the job's outputs), kept in work/version.json so
     that a job resumed after its outputs exist only reports them."""
-    created = work / "version.json"
-    if not created.exists():
-        atomic_write(created, json.dumps(make()).encode())
-    return json.loads(created.read_text())
+    done = finished(work)
+    if done is None:
+        atomic_write(work / "version.json", json.dumps(make()).encode())
+    return finished(work)  # type: ignore[return-value]
 
 
 def remove_shards(work: Path) -> None:

@@ -47,9 +47,8 @@ def submit_label(platform, caller: Caller, dataset_id: str, version: int | None,
     """Validate the task (and that its model exists for the caller), then queue the job."""
     source = platform.datasets.version(caller, dataset_id, version)
     parsed = resolve_task(task)
-    kind = "chat" if parsed.uses_llm else "embedding"
     try:
-        platform.registry.get(parsed.model, caller, kind=kind)
+        platform.registry.get(parsed.model, caller, kind=parsed.engine)
     except (ModelNotFound, InvalidRequest) as e:
         raise type(e)(e.message, param="task.model", code=e.code) from e
     params = {"dataset_id": dataset_id, "version": source.version, "task": parsed.model_dump(mode="json"),
@@ -98,8 +97,7 @@ def run_label(platform, job: Job, report) -> dict:
            items_total=source.records, items_done=items_done)
     if state.todo:
         report(stage="loading model")
-        labeler = build_labeler(task, connect(platform, task.model, caller,
-                                              "chat" if task.uses_llm else "embedding"))
+        labeler = build_labeler(task, connect(platform, task.model, caller, task.engine))
         report(stage="label")
 
         def progress(n: int) -> None:
@@ -177,7 +175,7 @@ class LabelStats:
         self.reasons[item["reason"]] += 1
         if item["label"] is not None and confidence >= self.task.confidence_threshold:
             self.kept += 1
-        if isinstance(item["label"], str) and self.task.type in ("classification", "knn"):
+        if isinstance(item["label"], str) and "labels" in self.task.labeler.uses:  # a closed label set
             self.labels[item["label"]] += 1
 
     def to_dict(self) -> dict:

@@ -17,12 +17,12 @@
 
 An unknown key anywhere is an error naming its dotted path and the keys allowed there; a
 field that the task's type does not use (labels for extraction, seeds for an LLM task) is an
-error too, so that a typo in `type` cannot silently change what runs.
+error too, so that a typo in `type` cannot silently change what runs. The types, the fields
+each uses, their defaults and checks come from the labeler registry (labelers/__init__.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -30,24 +30,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rixin.errors import InvalidRequest
+from rixin.errors import InvalidRequest, invalid_from
+from rixin.label.labelers import LabelerSpec, registered
 from rixin.models.registry import CHAT_MODEL, EMBEDDING_MODEL
-from rixin.grammar import check_decodable
-from rixin.schemas import SchemaProblem, check, first_error
 
-TaskType = Literal["classification", "extraction", "free_form", "knn"]
+LABELERS = registered()
+TaskType = Literal[tuple(LABELERS)]  # type: ignore[valid-type]
 InputField = Literal["auto", "text", "last_user_message", "prompt"]
-LLM_TYPES = ("classification", "extraction", "free_form")
 # Fields a dataset record already uses for its format; a label may not overwrite them.
 RECORD_FIELDS = ("id", "meta", "text", "messages", "tools", "prompt", "completion", "input",
                  "preferred_output", "non_preferred_output")
 OUTPUT_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-DEFAULT_INSTRUCTIONS = {
-    "classification": "Classify the text.",
-    "extraction": "Extract the requested fields from the text.",
-    "free_form": "Answer the request in the text.",
-    "knn": "",
-}
 
 
 class _Strict(BaseModel):
@@ -74,11 +67,7 @@ class Seed(_Strict):
 class LabelTask(_Strict):
     """What to label, with which model, and which items are confident enough to keep."""
 
-    type: TaskType = Field(
-        description="classification: one label of `labels`; extraction: a JSON object valid "
-        "against `json_schema`; free_form: a text answer; knn: one label of `labels` by a "
-        "similarity-weighted vote of the k nearest `seeds` (embeddings, no LLM)."
-    )
+    type: TaskType = Field(description="; ".join(spec.summary for spec in LABELERS.values()) + ".")
     name: str = Field("", description="A name for people; shown in job and version params.")
     model: str = Field(
         "",
@@ -116,12 +105,18 @@ class LabelTask(_Strict):
     @classmethod
     def _default_model(cls, data: Any) -> Any:
         if isinstance(data, dict) and not data.get("model"):
-            data = {**data, "model": EMBEDDING_MODEL if data.get("type") == "knn" else CHAT_MODEL}
+            spec = LABELERS.get(data.get("type"))
+            data = {**data, "model": EMBEDDING_MODEL if spec and spec.engine == "embedding" else CHAT_MODEL}
         return data
 
     @property
-    def uses_llm(self) -> bool:
-        return self.type in LLM_TYPES
+    def labeler(self) -> LabelerSpec:
+        return LABELERS[self.type]
+
+    @property
+    def engine(self) -> str:
+        """The kind of model the task's labeler calls: "chat" or "embedding"."""
+        return self.labeler.engine
 
     @property
     def label_set(self) -> list[str]:
@@ -129,28 +124,14 @@ class LabelTask(_Strict):
 
     @property
     def system_prompt(self) -> str:
-        return self.instruction or DEFAULT_INSTRUCTIONS[self.type]
+        return self.instruction or self.labeler.instruction
 
     def check_label(self, value: Any, param: str = "label") -> Any:
         """`value` as a valid label of this task, or InvalidRequest naming `param`."""
-        if self.type in ("classification", "knn"):
-            if value not in self.label_set:
-                raise InvalidRequest(f"Invalid {param} {value!r}: use one of {self.label_set}.", param=param)
-            return value
-        if self.type == "free_form":
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidRequest(f"Invalid {param}: a free-form label is a non-empty string.", param=param)
-            return value
-        if isinstance(value, str):  # an extraction's answer is an object; a string may hold its JSON
-            try:
-                value = json.loads(value)
-            except (ValueError, RecursionError) as e:
-                raise InvalidRequest(f"Invalid {param}: not a JSON object ({e}).", param=param) from e
-        error = first_error(self.json_schema, value)
-        if error is not None:
-            raise InvalidRequest(f"Invalid {param}: not valid against the task's json_schema at {error[0]}: "
-                                 f"{error[1]}", param=param)
-        return value
+        try:
+            return self.labeler.accept(self, value)
+        except ValueError as e:
+            raise InvalidRequest(f"Invalid {param}{e}", param=param) from e
 
 
 # ---------------------------------------------------------------------- validation
@@ -162,67 +143,12 @@ def _join(prefix: str, path: str) -> str:
     return prefix + ("" if path.startswith("[") else ".") + path
 
 
-def _path(loc: tuple) -> str:
-    parts = []
-    for item in loc:
-        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """The keys of the model that holds the last element of `loc`."""
-    model: type[BaseModel] = LabelTask
-    for part in [p for p in loc[:-1] if not isinstance(p, int)]:
-        field = model.model_fields.get(str(part))
-        args = getattr(field.annotation, "__args__", ()) if field else ()
-        inner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if inner is None:
-            return []
-        model = inner
-    return list(model.model_fields)
-
-
-def _error(exc: ValidationError, source: str, prefix: str) -> InvalidRequest:
-    errors = exc.errors()
-    # An unknown key explains a "missing" one next to it (a typo): report it first.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(first["loc"])
-    path = _path(loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(loc)) or "(none)"
-        message = f"{source}: unknown key '{path}'. Allowed keys there: {allowed}. Check the spelling or remove it."
-    elif first["type"] == "missing":
-        message = f"{source}: missing required key '{path}'."
-    else:
-        got = first.get("input")
-        shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-        message = f"{source}: invalid value at '{path}': {first['msg'].removeprefix('Value error, ')}{shown}."
-    return InvalidRequest(message, param=_join(prefix, path) if loc else (prefix or None))
-
-
 def _unused(task: LabelTask) -> list[str]:
     """Fields given a non-default value that the task's type does not use (a stored task,
     dumped with every field, parses again)."""
-    uses = {"classification": {"labels", "few_shot", "max_tokens"},
-            "extraction": {"json_schema", "few_shot", "max_tokens"},
-            "free_form": {"few_shot", "max_tokens"},
-            "knn": {"labels", "seeds", "k"}}[task.type]
     typed = {"labels", "json_schema", "few_shot", "seeds", "k", "max_tokens"}
     given = {f for f in typed if getattr(task, f) != LabelTask.model_fields[f].get_default(call_default_factory=True)}
-    return sorted(given - uses)
-
-
-def _check_labels(task: LabelTask, fail) -> None:
-    labels = task.label_set
-    if len(labels) < 2 or len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
-        fail("labels", "needs at least two distinct, non-empty labels")
-    if task.type == "knn":
-        missing = [x for x in labels if x not in {s.label for s in task.seeds}]
-        for i, seed in enumerate(task.seeds):
-            if seed.label not in labels:
-                fail(f"seeds[{i}].label", f"{seed.label!r} is not one of labels {labels}")
-        if missing:
-            fail("seeds", f"every label needs at least one seed; none for {missing}")
+    return sorted(given - task.labeler.uses)
 
 
 def _check_consistency(task: LabelTask, source: str, prefix: str) -> LabelTask:
@@ -232,19 +158,7 @@ def _check_consistency(task: LabelTask, source: str, prefix: str) -> LabelTask:
     unused = _unused(task)
     if unused:
         fail(unused[0], f"a {task.type} task does not use '{unused[0]}'; remove it or change 'type'")
-    if task.type == "knn" and task.labels is None:
-        task = task.model_copy(update={"labels": list(dict.fromkeys(s.label for s in task.seeds))})
-    if task.type in ("classification", "knn"):
-        _check_labels(task, fail)
-    if task.type == "extraction":
-        if task.json_schema is None:
-            fail("json_schema", "an extraction task needs a JSON schema of its answer")
-        try:  # it constrains the labeler's decoding: a grammar llama.cpp can use, local refs only
-            check_decodable(task.json_schema)
-        except SchemaProblem as e:
-            fail("json_schema", str(e))
-        if task.json_schema.get("type") != "object":
-            fail("json_schema.type", "the answer must be an object: set \"type\": \"object\"")
+    task = task.labeler.check(task, fail)
     if task.output_field in RECORD_FIELDS or not OUTPUT_FIELD.match(task.output_field):
         fail("output_field", f"use an identifier that is not a record field ({', '.join(RECORD_FIELDS)})")
     for i, shot in enumerate(task.few_shot):
@@ -264,7 +178,7 @@ def parse_task(data: Any, *, source: str = "task", prefix: str = "task") -> Labe
     try:
         task = LabelTask.model_validate(data)
     except ValidationError as e:
-        raise _error(e, source, prefix) from e
+        raise invalid_from(e, source=source, prefix_param=prefix, model=LabelTask) from e
     return _check_consistency(task, source, prefix)
 
 

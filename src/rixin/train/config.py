@@ -1,8 +1,9 @@
-"""Typed fine-tuning configuration: OpenAI's hyperparameters plus rixin's extras."""
+"""Typed fine-tuning configuration: OpenAI's hyperparameters plus rixin's extras, and the
+TrainConfig that the job hands to every Ray Train worker."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,15 +43,45 @@ class Hyperparameters(BaseModel):
     max_failures: int = Field(3, ge=0, le=100, description="Worker failures survived by restoring the last checkpoint.")
     threads_per_worker: int | None = Field(None, ge=1, description="torch threads per worker (default: cores/workers).")
 
-    def resolved(self, method: str, examples: int) -> dict:
+    def resolved(self, method: str, examples: int) -> Resolved:
         """Concrete values for "auto" settings."""
         base_lr = 2e-5 if self.full_finetune else 2e-4
-        return {
-            "n_epochs": 3 if self.n_epochs == "auto" else self.n_epochs,
-            "batch_size": 8 if self.batch_size == "auto" else self.batch_size,
-            "learning_rate": base_lr * (1.0 if self.learning_rate_multiplier == "auto" else self.learning_rate_multiplier),
-            "beta": 0.1 if self.beta == "auto" else self.beta,
-        }
+        return Resolved(
+            n_epochs=3 if self.n_epochs == "auto" else self.n_epochs,
+            batch_size=8 if self.batch_size == "auto" else self.batch_size,
+            learning_rate=base_lr * (1.0 if self.learning_rate_multiplier == "auto" else self.learning_rate_multiplier),
+            beta=0.1 if self.beta == "auto" else self.beta,
+        )
 
 
-METHODS = ("supervised", "dpo", "continued_pretraining")
+class Resolved(BaseModel):
+    """The "auto" hyperparameters made concrete for one job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: int
+    batch_size: int
+    learning_rate: float
+    beta: float
+
+
+Method = Literal["supervised", "dpo", "continued_pretraining"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
+class TrainConfig(BaseModel):
+    """Everything a Ray Train worker needs to run the recipe (train/recipe.py), built once by
+    the job (train/job.py). Paths are strings: the workers may run in other processes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    work_dir: str = Field(description="The job's work dir: metrics.jsonl, checkpoints, the control flag.")
+    base_dir: str = Field(description="The base model's Hugging Face directory (tokenizer, config).")
+    init_adapter: str | None = Field(None, description="A parent fine-tune's LoRA adapter to continue.")
+    init_full: str | None = Field(None, description="A parent fine-tune's full weights to start from.")
+    method: Method
+    train_path: str
+    val_path: str | None = None
+    hyperparameters: Hyperparameters
+    resolved: Resolved
+    seed: int

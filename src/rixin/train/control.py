@@ -1,23 +1,81 @@
-"""Pause, resume and cancel of fine-tuning jobs: a state change plus, for a running job, a
-flag file the training workers read between steps (they stop at a checkpoint)."""
+"""Pause, resume and cancel of fine-tuning jobs, and the names the job and its workers share.
+
+Two files in the job's work dir connect the gateway and the Ray Train workers:
+
+    <work>/control         the stop flag: "pause" or "cancel", written by the gateway (or by
+                           the job's driver when the runner cancels it), read by rank 0
+                           between steps; every rank then stops at the same step
+    <work>/metrics.jsonl   one JSON line per worker event, written by the recipe (log_line)
+                           and turned into job events, checkpoints and progress by the
+                           driver (job.MetricsTail); `event` is one of the names below
+
+This module is the one place that spells them; it imports nothing heavy, so the workers load it.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from rixin.errors import Conflict
-from rixin.store.schema import Job
+from rixin.jobs.store import FINAL
+
+if TYPE_CHECKING:
+    from rixin.store.schema import Job
+
+# the stop flag's values
+PAUSE, CANCEL = "pause", "cancel"
+# metrics.jsonl events
+STEP, CHECKPOINT, WORKER = "step", "checkpoint", "worker"
+STARTED, RESUMED, PAUSED, CANCELLED, FINISHED = "started", "resumed", "paused", "cancelled", "finished"
+STOPPED = {PAUSE: PAUSED, CANCEL: CANCELLED}  # the flag -> the event the stop is logged as
+# the type of the job events that carry a step's metrics (OpenAI's fine-tuning event type)
+METRICS_EVENT = "metrics"
 
 
-def _flag(platform, job: Job, value: str) -> None:
-    work = platform.work_dir / job.id
+# ---------------------------------------------------------------------- the files
+
+
+def flag_path(work: Path) -> Path:
+    return work / "control"
+
+
+def request_stop(work: Path, value: str) -> None:
+    """Ask the workers to stop (PAUSE at a checkpoint, or CANCEL) at their next step."""
     work.mkdir(parents=True, exist_ok=True)
-    (work / "control").write_text(value)
+    flag_path(work).write_text(value)
+
+
+def stop_requested(work: Path) -> str | None:
+    """PAUSE or CANCEL when the job was asked to stop, else None."""
+    flag = flag_path(work)
+    return flag.read_text().strip() if flag.exists() else None
+
+
+def clear_stop(work: Path) -> None:
+    flag_path(work).unlink(missing_ok=True)
+
+
+def metrics_path(work: Path) -> Path:
+    return work / "metrics.jsonl"
+
+
+def log_line(work: Path, event: str, **values) -> None:
+    """One metrics.jsonl line (rank 0 of the recipe; every rank for WORKER)."""
+    with metrics_path(work).open("a") as f:
+        f.write(json.dumps({"time": time.time(), "event": event, **values}) + "\n")
+
+
+# ---------------------------------------------------------------------- the requests
 
 
 def cancel(platform, job: Job) -> Job:
-    if job.status in ("succeeded", "failed", "cancelled"):
+    if job.status in FINAL:
         raise Conflict(f"Job {job.id} already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
     if job.status == "running":
-        _flag(platform, job, "cancel")
+        request_stop(platform.work_dir / job.id, CANCEL)
     platform.events.add(job.id, "Job cancelled by request")
     return platform.jobs.finish(job.id, "cancelled")
 
@@ -25,7 +83,7 @@ def cancel(platform, job: Job) -> Job:
 def pause(platform, job: Job) -> Job:
     if job.status != "running":
         raise Conflict(f"Only a running job can be paused; {job.id} is {job.status}.", param="fine_tuning_job_id")
-    _flag(platform, job, "pause")
+    request_stop(platform.work_dir / job.id, PAUSE)
     platform.events.add(job.id, "Pause requested: stopping at the next step with a checkpoint")
     return platform.jobs.get(None, job.id)
 
@@ -33,7 +91,7 @@ def pause(platform, job: Job) -> Job:
 def resume(platform, job: Job) -> Job:
     if job.status != "paused":
         raise Conflict(f"Only a paused job can be resumed; {job.id} is {job.status}.", param="fine_tuning_job_id")
-    (platform.work_dir / job.id / "control").unlink(missing_ok=True)
+    clear_stop(platform.work_dir / job.id)
     platform.jobs.set_status(job.id, "queued")
     platform.events.add(job.id, "Job resumed: queued to continue from its last checkpoint")
     return platform.jobs.get(None, job.id)

@@ -2,7 +2,8 @@
 
 States: validating_files → queued → running → succeeded | failed | cancelled, and paused.
 The driver thread tails <work>/metrics.jsonl written by rank 0 and turns it into events,
-checkpoints and progress; pause and cancel reach the workers through <work>/control.
+checkpoints and progress; pause and cancel reach the workers through <work>/control (the
+names of both files' contents are in control.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from rixin.data.formats import check_file
-from rixin.errors import InvalidRequest, NotFound
-from rixin.errors import Cancelled, Paused
+from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, invalid_from
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
-from rixin.train.config import METHODS, Hyperparameters
+from rixin.train.config import METHODS, Hyperparameters, TrainConfig
+from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
+                                 STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
 
 SUFFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FILE_FORMATS = {"supervised": "supervised", "dpo": "dpo", "continued_pretraining": "continued_pretraining"}
@@ -38,10 +40,7 @@ def parse_method(method: dict | None, hyperparameters: dict | None) -> tuple[str
     try:
         hp = Hyperparameters.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "hyperparameters"  # the rest names union branches
-        raise InvalidRequest(f"Invalid hyperparameter '{field}': {first['msg']}.",
-                             param=f"method.{kind}.hyperparameters.{field}", code="invalid_value") from e
+        raise invalid_from(e, prefix_param=f"method.{kind}.hyperparameters", model=Hyperparameters) from e
     if kind == "dpo" and hp.full_finetune:
         raise InvalidRequest("DPO needs a LoRA adapter (the reference model is the base without it); "
                              "drop full_finetune.", param=f"method.{kind}.hyperparameters.full_finetune")
@@ -110,6 +109,11 @@ def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> s
     return f"ft:{base}:{project}:{suffix or ''}:{job_id}"
 
 
+# the job event each lifecycle line of metrics.jsonl becomes (str.format over the line)
+LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
+             PAUSED: "Training paused at a checkpoint", CANCELLED: "Training stopped", FINISHED: "Training finished"}
+
+
 class MetricsTail:
     """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress."""
 
@@ -118,7 +122,7 @@ class MetricsTail:
         self.offset, self.rows, self.last = 0, [], {}
 
     def poll(self) -> None:
-        path = self.work / "metrics.jsonl"
+        path = metrics_path(self.work)
         if not path.exists():
             return
         with path.open() as f:
@@ -131,27 +135,25 @@ class MetricsTail:
 
     def record(self, item: dict) -> None:
         events, job_id, kind = self.platform.events, self.job.id, item.get("event")
-        if kind == "step":
+        if kind == STEP:
             self.rows.append(item)
             self.last = item
             data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
                                          "total_steps", "trained_tokens")}
             events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
-                       type="metrics", data=data)
+                       type=METRICS_EVENT, data=data)
             remaining = (item["total_steps"] - item["step"]) * self._seconds_per_step()
             self.report(step=item["step"], total_steps=item["total_steps"], train_loss=item["train_loss"],
                         tokens_per_second=item["tokens_per_second"], trained_tokens=item["trained_tokens"],
                         estimated_finish=int(time.time() + remaining))
-        elif kind == "checkpoint":
+        elif kind == CHECKPOINT:
             metrics = {"step": item["step"], "train_loss": item["train_loss"], "valid_loss": item["valid_loss"]}
             self.platform.events.add_checkpoint(job_id, item["step"], item["path"], metrics)
             if item["valid_loss"] is not None:
                 self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
-        elif kind in ("started", "resumed", "paused", "cancelled", "finished"):
-            events.add(job_id, {"started": "Training started", "resumed": f"Resumed from {item.get('checkpoint')}",
-                                "paused": "Training paused at a checkpoint", "cancelled": "Training stopped",
-                                "finished": "Training finished"}[kind],
+        elif kind in LIFECYCLE:
+            events.add(job_id, LIFECYCLE[kind].format(**item),
                        data={k: v for k, v in item.items() if k not in ("event", "time")})
 
     def _seconds_per_step(self) -> float:
@@ -167,19 +169,18 @@ def run_fine_tune(platform, job: Job, report) -> dict:
     caller = Caller(job.project_id, platform.tenancy.project_name(job.project_id), "job", False)
     work = (platform.work_dir / job.id).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "control").unlink(missing_ok=True)
+    clear_stop(work)
     row = platform.registry.get(params["model"], caller)
     report(stage="preparing")
     start = starting_point(row, platform.settings.data_dir)
     hp = Hyperparameters.model_validate(params["hyperparameters"])
     train_path = platform.artifacts.path(params["training_file_sha256"])
     examples = sum(1 for line in train_path.open("rb") if line.strip())
-    config = {"work_dir": str(work), "base_dir": start.base_dir, "init_adapter": start.init_adapter,
-              "init_full": start.init_full, "method": params["method"], "train_path": str(train_path),
-              "val_path": str(platform.artifacts.path(params["validation_file_sha256"]))
-              if params.get("validation_file") else None,
-              "hyperparameters": hp.model_dump(), "resolved": hp.resolved(params["method"], examples),
-              "seed": params["seed"]}
+    config = TrainConfig(work_dir=str(work), base_dir=start.base_dir, init_adapter=start.init_adapter,
+                         init_full=start.init_full, method=params["method"], train_path=str(train_path),
+                         val_path=str(platform.artifacts.path(params["validation_file_sha256"]))
+                         if params.get("validation_file") else None,
+                         hyperparameters=hp, resolved=hp.resolved(params["method"], examples), seed=params["seed"])
     trainer = make_trainer(config, hp, work)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: _fit(trainer, outcome), daemon=True)
@@ -191,7 +192,7 @@ def run_fine_tune(platform, job: Job, report) -> dict:
             tail.poll()
             thread.join(0.5)
     except Cancelled:
-        (work / "control").write_text("cancel")
+        request_stop(work, CANCEL)
         thread.join(300)
         tail.poll()
         raise
@@ -199,7 +200,7 @@ def run_fine_tune(platform, job: Job, report) -> dict:
     return finish_training(platform, job, caller, work, start, hp, tail, outcome)
 
 
-def make_trainer(config: dict, hp: Hyperparameters, work: Path):
+def make_trainer(config: TrainConfig, hp: Hyperparameters, work: Path):
     """hp.num_workers Ray Train workers running the recipe under DDP (gloo on CPU, the default
     backend without GPUs); a failed worker group restarts from the last checkpoint."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -207,7 +208,7 @@ def make_trainer(config: dict, hp: Hyperparameters, work: Path):
 
     from rixin.train.recipe import train_loop_per_worker
 
-    return TorchTrainer(train_loop_per_worker, train_loop_config=config,
+    return TorchTrainer(train_loop_per_worker, train_loop_config={"train": config},
                         scaling_config=ScalingConfig(num_workers=hp.num_workers, use_gpu=False),
                         run_config=RunConfig(storage_path=str(work / "ray"), name="train",
                                              failure_config=FailureConfig(max_failures=hp.max_failures)))
@@ -221,11 +222,11 @@ def _fit(trainer, outcome: dict) -> None:
 
 
 def finish_training(platform, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail, outcome) -> dict:
-    stop = (work / "control").read_text().strip() if (work / "control").exists() else None
-    if stop == "pause":
+    stop = stop_requested(work)
+    if stop == PAUSE:
         platform.jobs.set_status(job.id, "paused")
         raise Paused(job.id)
-    if stop == "cancel":
+    if stop == CANCEL:
         raise Cancelled(job.id)
     if "error" in outcome or not (work / "final").exists():
         raise RuntimeError(f"training failed: {outcome.get('error')!r}")

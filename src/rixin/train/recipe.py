@@ -27,36 +27,28 @@ from pathlib import Path
 import torch
 
 from rixin.train import checkpoint
+from rixin.train.config import Hyperparameters, TrainConfig
+from rixin.train.control import (CHECKPOINT, FINISHED, PAUSE, RESUMED, STARTED, STEP, STOPPED, WORKER, log_line,
+                                 stop_requested)
 from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
 from rixin.train.loss import TokenLoss, token_loss_sum
 
 
-def log_line(work: Path, **values) -> None:
-    with (work / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps({"time": time.time(), **values}) + "\n")
-
-
-def control(work: Path) -> str | None:
-    """'pause' or 'cancel' when the job was asked to stop (a file the gateway writes)."""
-    flag = work / "control"
-    return flag.read_text().strip() if flag.exists() else None
-
-
-def load_model(cfg: dict, hp: dict):
+def load_model(cfg: TrainConfig, hp: Hyperparameters):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg["base_dir"], local_files_only=True)
-    weights = cfg.get("init_full") or cfg["base_dir"]
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base_dir, local_files_only=True)
+    weights = cfg.init_full or cfg.base_dir
     model = AutoModelForCausalLM.from_pretrained(weights, local_files_only=True, use_safetensors=True,
                                                  torch_dtype=torch.float32)
-    if hp["full_finetune"]:
+    if hp.full_finetune:
         return tokenizer, model
-    if cfg.get("init_adapter"):  # incremental training: continue the parent's adapter
-        return tokenizer, PeftModel.from_pretrained(model, cfg["init_adapter"], is_trainable=True)
-    lora = LoraConfig(r=hp["lora_rank"], lora_alpha=hp["lora_alpha"], lora_dropout=hp["lora_dropout"],
-                      target_modules=hp["lora_target_modules"], task_type="CAUSAL_LM")
+    if cfg.init_adapter:  # incremental training: continue the parent's adapter
+        return tokenizer, PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+    lora = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                      target_modules=hp.lora_target_modules, task_type="CAUSAL_LM")
     return tokenizer, get_peft_model(model, lora)
 
 
@@ -67,9 +59,9 @@ def read_jsonl(path: str | None) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def build_rows(tokenizer, records: list[dict], hp: dict) -> list:
+def build_rows(tokenizer, records: list[dict], hp: Hyperparameters) -> list:
     encoded = [encode_record(tokenizer, r) for r in records]
-    return (pack if hp["packing"] else unpacked)(encoded, hp["max_seq_length"])
+    return (pack if hp.packing else unpacked)(encoded, hp.max_seq_length)
 
 
 def batches_for_epoch(rows: list, epoch: int, batch_size: int, seed: int, rank: int, world: int) -> list[list]:
@@ -108,30 +100,37 @@ def rank_and_world() -> tuple[int, int]:
         return 0, 1
 
 
-def train_loop_per_worker(cfg: dict) -> None:
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train's entry point: its `train_loop_config` is {"train": TrainConfig} (Ray merges
+    that dict into its parameter space, so the config travels inside it)."""
+    train(loop_config["train"])
+
+
+def train(cfg: TrainConfig) -> None:
+    """The recipe on this worker (or in this process, outside Ray: rank 0 of 1)."""
     # 1. where we are, and determinism
     rank, world = rank_and_world()
-    hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
-    torch.set_num_threads(hp.get("threads_per_worker") or max(1, (os.cpu_count() or 1) // world))
-    torch.manual_seed(cfg["seed"])
-    random.seed(cfg["seed"])
+    hp, resolved, work = cfg.hyperparameters, cfg.resolved, Path(cfg.work_dir)
+    torch.set_num_threads(hp.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
     # 2. model and data
     tokenizer, model = load_model(cfg, hp)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    method = cfg["method"]
+    method = cfg.method
     if method == "dpo":
-        train_rows = [encode_preference(tokenizer, r, hp["max_seq_length"]) for r in read_jsonl(cfg["train_path"])]
+        train_rows = [encode_preference(tokenizer, r, hp.max_seq_length) for r in read_jsonl(cfg.train_path)]
         val_rows = []
     else:
-        train_rows = build_rows(tokenizer, read_jsonl(cfg["train_path"]), hp)
-        val_rows = build_rows(tokenizer, read_jsonl(cfg.get("val_path")), hp)
-    per_epoch = math.ceil(len(batches_for_epoch(train_rows, 0, resolved["batch_size"], cfg["seed"], rank, world))
-                          / hp["gradient_accumulation_steps"])
-    total_steps = max(1, per_epoch * resolved["n_epochs"])
+        train_rows = build_rows(tokenizer, read_jsonl(cfg.train_path), hp)
+        val_rows = build_rows(tokenizer, read_jsonl(cfg.val_path), hp)
+    per_epoch = math.ceil(len(batches_for_epoch(train_rows, 0, resolved.batch_size, cfg.seed, rank, world))
+                          / hp.gradient_accumulation_steps)
+    total_steps = max(1, per_epoch * resolved.n_epochs)
     # 3. optimizer and schedule: linear warm-up, then linear decay to 0
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=resolved["learning_rate"], weight_decay=hp["weight_decay"])
-    warmup = int(total_steps * hp["warmup_ratio"])
+    optimizer = torch.optim.AdamW(params, lr=resolved.learning_rate, weight_decay=hp.weight_decay)
+    warmup = int(total_steps * hp.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     # 4. resume
@@ -142,9 +141,9 @@ def train_loop_per_worker(cfg: dict) -> None:
         state = checkpoint.restore(latest, optimizer, scheduler)
         step, tokens_seen = state["step"], state["tokens_seen"]
         if rank == 0:
-            log_line(work, event="resumed", step=step, checkpoint=latest.name)
+            log_line(work, RESUMED, step=step, checkpoint=latest.name)
     elif rank == 0:
-        log_line(work, event="started", total_steps=total_steps, train_rows=len(train_rows),
+        log_line(work, STARTED, total_steps=total_steps, train_rows=len(train_rows),
                  trained_tokens_per_epoch=count_trained_tokens(train_rows) if method != "dpo" else None)
     # The module each step calls: model + loss in one forward (DDP syncs what its forward ran).
     trainee = model if method == "dpo" else TokenLoss(model)
@@ -157,10 +156,10 @@ def train_loop_per_worker(cfg: dict) -> None:
                step, tokens_seen, total_steps, per_epoch, rank, world)
 
 
-def load_weights(model, path: Path, hp: dict) -> None:
+def load_weights(model, path: Path, hp: Hyperparameters) -> None:
     from safetensors.torch import load_file
 
-    if hp["full_finetune"]:
+    if hp.full_finetune:
         state = load_file(str(path / "model.safetensors"))
         model.load_state_dict(state, strict=False)
     else:
@@ -171,25 +170,25 @@ def load_weights(model, path: Path, hp: dict) -> None:
 
 def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world) -> None:
-    hp, resolved, work = cfg["hyperparameters"], cfg["resolved"], Path(cfg["work_dir"])
-    accumulate = hp["gradient_accumulation_steps"]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp["precision"] == "bf16")
+    hp, resolved, work = cfg.hyperparameters, cfg.resolved, Path(cfg.work_dir)
+    accumulate = hp.gradient_accumulation_steps
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.precision == "bf16")
     model.train()
     started, window_tokens = time.time(), 0
     shard = hashlib.sha256()  # what this rank trained on: every rank reports it (DDP shards data)
     steps_here = rows_here = 0
-    for epoch in range(step // per_epoch, resolved["n_epochs"]):
-        batches = batches_for_epoch(train_rows, epoch, resolved["batch_size"], cfg["seed"], rank, world)
+    for epoch in range(step // per_epoch, resolved.n_epochs):
+        batches = batches_for_epoch(train_rows, epoch, resolved.batch_size, cfg.seed, rank, world)
         groups = [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
         for index, group in enumerate(groups):
             if epoch * per_epoch + index < step:
                 continue  # done before the checkpoint we resumed from
             with autocast:
-                if cfg["method"] == "dpo":
-                    loss_value, tokens = dpo_step(trainee, group, pad_id, resolved["beta"], world)
+                if cfg.method == "dpo":
+                    loss_value, tokens = dpo_step(trainee, group, pad_id, resolved.beta, world)
                 else:
                     loss_value, tokens = lm_step(trainee, group, pad_id, world)
-            torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])
+            torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -199,20 +198,20 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
             window_tokens += tokens
             if rank == 0:
                 elapsed = max(1e-6, time.time() - started)
-                log_line(work, event="step", step=step, total_steps=total_steps, epoch=epoch + 1,
+                log_line(work, STEP, step=step, total_steps=total_steps, epoch=epoch + 1,
                          train_loss=round(loss_value, 6), learning_rate=scheduler.get_last_lr()[0],
                          tokens_per_second=round(window_tokens / elapsed, 2), trained_tokens=tokens_seen)
-            stop = agreed_stop(control(work), world)
-            if rank == 0 and (step % hp["checkpoint_interval"] == 0 or step == total_steps or stop == "pause"):
+            stop = agreed_stop(stop_requested(work), world)
+            if rank == 0 and (step % hp.checkpoint_interval == 0 or step == total_steps or stop == PAUSE):
                 save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id,
-                                resolved["batch_size"], loss_value)
+                                resolved.batch_size, loss_value)
             if stop:
                 if rank == 0:
-                    log_line(work, event={"pause": "paused", "cancel": "cancelled"}[stop], step=step)
-                log_line(work, event="worker", rank=rank, world=world, steps=steps_here, rows=rows_here,
+                    log_line(work, STOPPED[stop], step=step)
+                log_line(work, WORKER, rank=rank, world=world, steps=steps_here, rows=rows_here,
                          data=shard.hexdigest()[:16])
                 return
-    log_line(work, event="worker", rank=rank, world=world, steps=steps_here, rows=rows_here,
+    log_line(work, WORKER, rank=rank, world=world, steps=steps_here, rows=rows_here,
              data=shard.hexdigest()[:16])
     if rank == 0:
         final, tmp = work / "final", work / "final.tmp"
@@ -220,7 +219,7 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
         model.save_pretrained(tmp, safe_serialization=True)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        log_line(work, event="finished", step=step, trained_tokens=tokens_seen)
+        log_line(work, FINISHED, step=step, trained_tokens=tokens_seen)
 
 
 def all_sum(values: list[float], world: int) -> list[float]:
@@ -266,9 +265,10 @@ def agreed_stop(flag: str | None, world: int) -> str | None:
         return flag
     import torch.distributed as dist
 
-    code = torch.tensor([{"pause": 1, "cancel": 2}.get(flag or "", 0)])
+    codes = [None, *STOPPED]  # a flag travels as its index: 0 is none
+    code = torch.tensor([codes.index(flag) if flag in STOPPED else 0])
     dist.broadcast(code, src=0)
-    return {1: "pause", 2: "cancel"}.get(int(code))
+    return codes[int(code)]
 
 
 def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id, batch_size,
@@ -276,5 +276,5 @@ def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen,
     valid = validation_loss(model, val_rows, pad_id, batch_size)
     path = checkpoint.save(work / "checkpoints", step, model, optimizer, scheduler,
                            {"epoch": epoch, "tokens_seen": tokens_seen})
-    log_line(work, event="checkpoint", step=step, path=str(path), train_loss=round(train_loss, 6),
+    log_line(work, CHECKPOINT, step=step, path=str(path), train_loss=round(train_loss, 6),
              valid_loss=None if valid is None else round(valid, 6))

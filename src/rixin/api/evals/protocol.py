@@ -8,6 +8,7 @@ from pydantic import Field, StrictStr
 
 from rixin.api.params import Integer
 from rixin.api.sampling import Lenient
+from rixin.evals.graders import GraderSpec
 from rixin.evals.service import DEFAULT_MAX_TOKENS
 from rixin.jobs.store import ts
 from rixin.store.schema import EvalRun, Job
@@ -28,3 +29,10 @@ def run_object(run: EvalRun, job: Job | None = None) -> dict:
             "error": job.error if job else None, "summary": run.summary or None,
             "results_sha256": run.results_sha256, "created_at": ts(run.created_at),
             "finished_at": ts(run.finished_at)}
+
+
+def grader_object(spec: GraderSpec) -> dict:
+    """A grader as the console and clients discover it: its type, the kind of model it calls
+    (null for text-only graders) and its config's JSON schema (descriptions included)."""
+    return {"object": "eval.grader", "type": spec.name, "engine": spec.engine,
+            "config_schema": spec.config.model_json_schema(by_alias=True)}

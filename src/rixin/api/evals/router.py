@@ -1,4 +1,5 @@
-"""/v1/evals/runs (rixin extension): start an eval run, list runs, read one and its items."""
+"""/v1/evals (rixin extension): the graders a run may use; start an eval run, list runs, read one
+and its items."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from rixin.api.pages import page
 from rixin.api.params import offset_query
 from rixin.api.deps import get_caller, get_platform
-from rixin.api.evals.protocol import CreateEvalRun, run_object
+from rixin.api.evals.protocol import CreateEvalRun, grader_object, run_object
 from rixin.evals import service
+from rixin.evals.graders import registered
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
 
@@ -18,6 +20,12 @@ router = APIRouter(prefix="/v1/evals")
 
 def _object(platform: Platform, run) -> dict:
     return run_object(run, service.job_of(platform, run))
+
+
+@router.get("/graders", dependencies=[Depends(get_caller)])
+async def list_graders():
+    """Every registered grader with its config schema (the console's form builds its hint on it)."""
+    return page([grader_object(spec) for spec in registered().values()], has_more=False)
 
 
 @router.post("/runs")

@@ -10,8 +10,8 @@ Every module of this package is one block, and says everything about it in one p
 module-level `BLOCK = BlockSpec(...)`: its step name (also the key of its section in a recipe),
 its typed config, how to build it, where it runs in the default recipe, whether it rewrites
 text, and which recipe setting decides each reason code it drops for. `registered()` collects
-them; the recipe (recipe.py) is built from that table and is the only place that builds
-blocks. Adding a block is a new module here (and its test and docs), nothing else.
+them (rixin/extensions.py: the mechanism the graders and labelers share); the recipe
+(recipe.py) is built from that table and is the only place that builds blocks. Adding a block is a new module here (and its test and docs), nothing else.
 
 Deduplication needs the whole dataset and is a set of pure functions in dedup.py; the report
 accumulator is in report.py.
@@ -20,14 +20,14 @@ accumulator is in report.py.
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from rixin.extensions import collect
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +134,5 @@ class BlockSpec:
 @functools.cache
 def registered() -> dict[str, BlockSpec]:
     """name -> spec of every block module in this package, in `position` order."""
-    specs = []
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        spec = getattr(module, "BLOCK", None)
-        if not isinstance(spec, BlockSpec):
-            raise TypeError(f"{module.__name__} is in the blocks package but declares no BLOCK = BlockSpec(...)")
-        specs.append(spec)
-    for attr in ("name", "position"):
-        seen = Counter(getattr(spec, attr) for spec in specs)
-        if clash := [value for value, n in seen.items() if n > 1]:
-            raise TypeError(f"two cleaning blocks declare the same {attr}: {clash}")
+    specs = collect(__name__, "BLOCK", BlockSpec, unique=("name", "position"))
     return {spec.name: spec for spec in sorted(specs, key=lambda spec: spec.position)}

@@ -45,8 +45,18 @@ function overTime(runs, setLabel) {
     h("p", { class: "muted" }, done.map((r, i) => `${i + 1}: ${r.name || r.id} (${fmt.time(r.created_at)})`).join(" · ")));
 }
 
+// The registered grader types (GET /v1/evals/graders), each with the keys it requires besides
+// "type": "regex (pattern)". A new grader module shows up here without a change to this page.
+function graderHint(kinds) {
+  return kinds.map((g) => {
+    const required = (g.config_schema.required || []).filter((k) => k !== "type");
+    return required.length ? `${g.type} (${required.join(", ")})` : g.type;
+  }).join(", ");
+}
+
 async function createForm(ctx, files, setId) {
-  const { data: models } = await api.get("/v1/models", { signal: ctx.signal });
+  const [{ data: models }, { data: kinds }] = await Promise.all([
+    api.get("/v1/models", { signal: ctx.signal }), api.get("/v1/evals/graders", { signal: ctx.signal })]);
   const chat = models.filter((m) => m.kind === "chat").map((m) => m.id);
   const name = h("input", { type: "text", name: "name", maxlength: "128", placeholder: "nightly" });
   const file = select([["", files.length ? "— choose an eval set —" : "— none uploaded yet —"],
@@ -63,7 +73,7 @@ async function createForm(ctx, files, setId) {
     h("div", { class: "row" },
       field("Models", picked, { hint: "Ctrl/⌘-click for several; two models give a difference with its interval." }),
       field("Max tokens", maxTokens)),
-    field("Graders (JSON list)", graders, { hint: "exact_match, includes, regex, json_schema, numeric, embedding, model_graded" }),
+    field("Graders (JSON list)", graders, { hint: graderHint(kinds) }),
     submit);
   form.addEventListener("submit", (event) => {
     event.preventDefault();

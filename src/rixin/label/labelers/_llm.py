@@ -1,7 +1,5 @@
-"""Labelers: small blocks with one method, `label(texts) -> [Verdict]`; a verdict is the label
-AND its confidence AND a reason (counted in the job's report).
-
-LLM labeler (classification, extraction, free_form): a chat prompt = the instruction as the
+"""The LLM labeler, shared by the task types that prompt a chat model (classification,
+extraction, free_form; one module each beside this one): a chat prompt = the instruction as the
 system message, the few-shot examples as prior user/assistant turns, then the item; greedy
 decoding (temperature 0) under a JSON-schema grammar:
 
@@ -20,62 +18,17 @@ renormalised over what the grammar allows:
                     the value counts whole (a quote often fuses with it: ' "', '"}').
     extraction,     exp(mean token logprob): the geometric-mean token probability, which does
     free_form       not shrink with the answer's length the way a product would.
-
-kNN labeler: seeds are embedded once, items in batches; cosine similarity (the vectors are
-L2-normalised, so a dot product), the k most similar seeds vote with weight max(sim, 0), the
-label with the largest weight wins (ties: the nearest seed's label), and the confidence is the
-winning weight's share of the total.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from rixin.engines.base import Chunk, GenerateRequest, SamplingParams
 from rixin.errors import ContextLengthExceeded, InvalidRequest
-from rixin.label.spec import LabelTask
-
-EMBED_BATCH = 64
-EMBED_MAX_CHARS = 1000  # all-MiniLM reads at most 256 tokens; longer texts are cut, then halved on error
-
-
-@dataclass
-class Verdict:
-    label: Any
-    """The label (a string, or an object for extraction); None when none could be produced."""
-    confidence: float
-    """In [0, 1]; items below the task's threshold go to the review queue."""
-    reason: str
-    """Why this verdict, as a short code counted in the report (e.g. 'generated', 'truncated')."""
-
-
-class Labeler(Protocol):
-    def label(self, texts: list[str]) -> list[Verdict]: ...
-
-
-def input_text(record: dict, field: str) -> str | None:
-    """The text of `record` to label: 'text', the last user message, 'prompt', or (auto) the
-    first of those present; None when the record has none."""
-    def last_user() -> str | None:
-        users = [m.get("content") for m in record.get("messages") or [] if m.get("role") == "user"]
-        content = users[-1] if users else None
-        if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content if isinstance(content, str) else None
-
-    getters = {"text": lambda: record.get("text"), "last_user_message": last_user,
-               "prompt": lambda: record.get("prompt")}
-    order = list(getters) if field == "auto" else [field]
-    for name in order:
-        value = getters[name]()
-        if isinstance(value, str):
-            return value
-    return None
+from rixin.label.labelers import LabelTask, Verdict
 
 
 # ---------------------------------------------------------------------- LLM
@@ -180,53 +133,3 @@ class LLMLabeler:
             if p is not None:
                 return Verdict(label, p, "generated")
         return Verdict(label, mean_probability(chunks), "label_tokens_not_found")
-
-
-# ---------------------------------------------------------------------- kNN
-
-
-class KnnLabeler:
-    """Similarity-weighted vote of the k nearest seeds (see module doc)."""
-
-    def __init__(self, task: LabelTask, engine):
-        self.task, self.engine = task, engine
-        self.seed_labels = [s.label for s in task.seeds]
-        self.seeds = self._embed([s.text for s in task.seeds])  # (n_seeds, dim)
-        self.k = min(task.k, len(task.seeds))
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim); texts are cut to a character budget, halved while the model
-        still finds one too long (CJK text spends more tokens per character)."""
-        limit = EMBED_MAX_CHARS
-        while True:
-            try:
-                return np.asarray(self.engine.embed([t[:limit] for t in texts]), dtype=np.float32)
-            except ContextLengthExceeded:
-                if limit <= 32:
-                    raise
-                limit //= 2
-
-    def label(self, texts: list[str]) -> list[Verdict]:
-        out: list[Verdict] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            vectors = self._embed(texts[start:start + EMBED_BATCH])  # (batch, dim)
-            similarity = vectors @ self.seeds.T  # (batch, n_seeds), cosine
-            out += [self._vote(row) for row in similarity]
-        return out
-
-    def _vote(self, row: np.ndarray) -> Verdict:
-        nearest = np.argsort(-row, kind="stable")[:self.k]
-        weights: dict[str, float] = {}
-        for j in nearest:
-            weights[self.seed_labels[j]] = weights.get(self.seed_labels[j], 0.0) + max(float(row[j]), 0.0)
-        total = sum(weights.values())
-        best = max(weights.values())
-        tied = [lab for lab, w in weights.items() if w == best]
-        label = next(self.seed_labels[j] for j in nearest if self.seed_labels[j] in tied)  # ties: nearest
-        confidence = weights[label] / total if total > 0 else 0.0
-        reason = "unanimous" if len(weights) == 1 else "majority"
-        return Verdict(label, min(max(confidence, 0.0), 1.0), reason)
-
-
-def build_labeler(task: LabelTask, engine) -> Labeler:
-    return KnnLabeler(task, engine) if task.type == "knn" else LLMLabeler(task, engine)
