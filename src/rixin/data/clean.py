@@ -6,7 +6,7 @@
 
 The shards, their `.done` markers and resume are jobs/shards.py's skeleton: a shard whose
 marker exists is never processed again, so a job killed halfway and restarted (by the
-gateway's runner or `rixin data clean --resume`) redoes only the rest. Its shards run on Ray
+gateway's runner, which requeues it at its next start) redoes only the rest. Its shards run on Ray
 Data (the map function leaves each marker), not in the skeleton's loop. Every write is atomic
 (temporary file, fsync, rename).
 """
@@ -36,8 +36,8 @@ SHARD_SIZE = 2000
 
 
 def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict | None,
-                 *, shard_size: int = SHARD_SIZE, claim: bool = False) -> Job:
-    """Validate and queue a cleaning job (or claim it for the calling process). `recipe` is a
+                 *, shard_size: int = SHARD_SIZE) -> Job:
+    """Validate and queue a cleaning job. `recipe` is a
     packaged name, a stored recipe's id or name, a recipe mapping, or None (chosen from the
     dataset's kind); see recipe_store.py."""
     source = platform.datasets.version(caller, dataset_id, version)
@@ -45,7 +45,7 @@ def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None,
     params = {"dataset_id": dataset_id, "version": source.version,
               "recipe": resolved.recipe.model_dump(mode="json"), "recipe_name": resolved.name,
               "recipe_source": resolved.describe(), "shard_size": shard_size}
-    return platform.jobs.create(caller, "clean", params, claim=claim)
+    return platform.jobs.create(caller, "clean", params)
 
 
 # ---------------------------------------------------------------------- one record, one shard

@@ -1,4 +1,4 @@
-"""Job rows: created queued, claimed atomically by one runner (gateway or CLI), progress
+"""Job rows: created queued, claimed atomically by one runner (a gateway), progress
 written as it goes, finished once. A job whose owner process died is queued again at the
 next gateway start and resumes from its work directory (jobs are resumable by construction)."""
 
@@ -45,13 +45,11 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def create(self, caller: Caller, kind: str, params: dict, *, claim: bool = False) -> Job:
-        """A queued job; with claim, already running for this process (the CLI runs it itself)."""
+    def create(self, caller: Caller, kind: str, params: dict) -> Job:
+        """A queued job; a runner claims it (`claim`)."""
         prefix = {"fine_tune": "ftjob"}.get(kind, f"{kind}job")
-        job = Job(id=new_id(prefix), project_id=caller.project_id, kind=kind,
-                  status="running" if claim else "queued", params=params, progress={},
-                  attempts=1 if claim else 0, owner=this_owner() if claim else None,
-                  started_at=utcnow() if claim else None)
+        job = Job(id=new_id(prefix), project_id=caller.project_id, kind=kind, status="queued",
+                  params=params, progress={}, attempts=0)
         with self.db.session() as s:
             s.add(job)
         return job
@@ -60,7 +58,7 @@ class JobStore:
         """Mark a queued job running for this process; None if someone else got it first or,
         with `running_limit`, if its project already runs that many jobs. The check and the
         claim are one statement under a lock on the project's row, so runners racing for the
-        last place of a project (gateways, CLI runs) never admit one job too many."""
+        last place of a project (several gateways on one database) never admit one job too many."""
         with self.db.session() as s:
             cond = [Job.id == job_id, Job.status == "queued"]
             if running_limit is not None:
@@ -76,17 +74,6 @@ class JobStore:
                                 .values(status="running", owner=this_owner(), started_at=utcnow(),
                                         attempts=Job.attempts + 1)).rowcount
             return s.get(Job, job_id) if claimed else None
-
-    def reclaim(self, job_id: str) -> Job:
-        """Take over an interrupted job (its owner died) to resume it in this process."""
-        with self.db.session() as s:
-            job = s.get(Job, job_id)
-            if job.status in FINAL:
-                raise Conflict(f"Job {job_id} already {job.status}; nothing to resume.", param="job_id")
-            if job.status == "running" and owner_alive(job.owner):
-                raise Conflict(f"Job {job_id} is still running in {job.owner}.", param="job_id")
-            job.status, job.owner, job.attempts = "running", this_owner(), job.attempts + 1
-            return job
 
     def queued(self) -> list[Job]:
         with self.db.session() as s:

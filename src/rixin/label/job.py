@@ -43,7 +43,7 @@ def resolve_task(task: str | dict | LabelTask) -> LabelTask:
 
 
 def submit_label(platform, caller: Caller, dataset_id: str, version: int | None, task: str | dict | LabelTask,
-                 *, shard_size: int = SHARD_SIZE, claim: bool = False) -> Job:
+                 *, shard_size: int = SHARD_SIZE) -> Job:
     """Validate the task (and that its model exists for the caller), then queue the job."""
     source = platform.datasets.version(caller, dataset_id, version)
     parsed = resolve_task(task)
@@ -53,7 +53,7 @@ def submit_label(platform, caller: Caller, dataset_id: str, version: int | None,
         raise type(e)(e.message, param="task.model", code=e.code) from e
     params = {"dataset_id": dataset_id, "version": source.version, "task": parsed.model_dump(mode="json"),
               "shard_size": shard_size}
-    return platform.jobs.create(caller, "label", params, claim=claim)
+    return platform.jobs.create(caller, "label", params)
 
 
 # ---------------------------------------------------------------------- one shard
