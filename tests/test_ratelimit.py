@@ -130,7 +130,7 @@ def test_read_only_key_reads_and_is_refused_on_every_write_route(server):
 
 
 def test_cli_creates_a_read_only_key(server):
-    out = server.cli("keys", "create", "--project", "readers", "--read-only").stdout
+    out = server.offline("keys", "create", "--project", "readers", "--read-only").stdout
     assert "(read-only)" in out
     key = out.strip().splitlines()[-1]
     with server.http(key) as http:
