@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rixin.engines.base import Cancelled, Chunk, EngineInfo, GenerateRequest, SamplingParams, check_context
-from rixin.engines.llama_batch import BatchScheduler, Sequence, StopScanner  # noqa: F401 - re-exported
+from rixin.engines.llama_batch import BatchScheduler, Sequence
 from rixin.engines.prompt_text import PromptText
 from rixin.errors import InvalidRequest
 
