@@ -1,6 +1,6 @@
 """The Ray actor that hosts one engine replica, whatever the engine.
 
-The gateway talks to it through engines/pool.py. The actor is threaded (max_concurrency):
+The gateway talks to it through serving/pool.py. The actor is threaded (max_concurrency):
 an engine that batches (`concurrent = True`, llama.cpp) gets every generate() call at once
 and decodes them together on its own scheduler thread; for the others (torch contexts are
 not thread-safe) one generation runs at a time and further calls wait on the lock inside the

@@ -362,7 +362,7 @@ def engine_models(configs: list[GraderConfig]) -> list[tuple[str, str]]:
 
 
 def build_grader(config: GraderConfig, connect: Callable[[str, str], Any] | None = None) -> Grader:
-    """`connect(model_id, kind)` gives an engine (label/remote.ActorEngine in jobs)."""
+    """`connect(model_id, kind)` gives an engine (serving/client.ActorEngine in jobs)."""
     plain = {"exact_match": ExactMatch, "includes": Includes, "regex": Regex, "json_schema": JsonSchemaValid,
              "numeric": Numeric}
     if config.type in plain:

@@ -84,7 +84,7 @@ def _set_run(platform, run_id: str, **values) -> None:
 
 def run_eval(platform, job: Job, report) -> dict:
     """Job handler (see module doc)."""
-    from rixin.label.remote import connect
+    from rixin.serving.client import connect
 
     params = job.params
     caller = Caller(job.project_id, "", "", False)
