@@ -44,6 +44,8 @@ from rixin.engines.base import (
 from rixin.engines.prompt_text import PromptText
 from rixin.engines.stops import StopScanner
 from rixin.errors import InvalidRequest
+from rixin.models.engines import TRANSFORMERS, EngineOptions
+from rixin.models.registry import ModelSpec
 
 # The attention cost and KV cache grow with the context; on a CPU nobody waits for 32k tokens,
 # so a model advertising more is served with this much unless the operator asks otherwise.
@@ -56,6 +58,12 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _DETOKENIZE_CONTEXT = 4
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _UNKNOWN = object()  # adapter selection state after peft changed it
+
+
+def build(spec: ModelSpec, options: EngineOptions) -> "TransformersEngine":
+    """The factory the engine registry (models/engines.py) calls; the context is the model's own
+    unless its spec names one (options.context_length is llama.cpp's default, not a limit here)."""
+    return TransformersEngine(spec.id, spec.path, context_length=spec.context_length, threads=options.threads)
 
 
 class TransformersEngine:
@@ -92,7 +100,7 @@ class TransformersEngine:
     # ---- the Engine Protocol --------------------------------------------------------------
 
     def info(self) -> EngineInfo:
-        return EngineInfo(self.model_id, "transformers", self._context_length, os.getpid())
+        return EngineInfo(self.model_id, TRANSFORMERS.name, self._context_length, os.getpid())
 
     def count_prompt_tokens(self, request: GenerateRequest) -> int:
         return len(self._prompt_ids(request))

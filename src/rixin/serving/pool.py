@@ -31,6 +31,7 @@ from rixin import metrics
 from rixin.config import Settings
 from rixin.engines.base import Chunk, Embeddings, GenerateRequest
 from rixin.errors import EngineUnavailable, QueueFull
+from rixin.models.engines import engine
 from rixin.models.registry import ModelSpec
 from rixin.serving import client
 from rixin.serving.client import DEAD
@@ -48,7 +49,7 @@ class EnginePool:
         """Requests in flight per (model, project), across the model's replicas."""
 
     def _count(self, spec: ModelSpec) -> int:
-        return 1 if spec.engine == "sentence" else self.settings.engine_replicas
+        return 1 if engine(spec.engine).single_replica else self.settings.engine_replicas
 
     async def replica(self, spec: ModelSpec) -> Replica:
         """The least-loaded replica serving `spec`; all of them started (and their model

@@ -20,6 +20,7 @@ from rixin.config import Settings
 from rixin.engines.actor import EngineActor
 from rixin.engines.base import EngineInfo
 from rixin.errors import RixinError
+from rixin.models.engines import EngineOptions
 from rixin.models.registry import ModelSpec
 
 NAMESPACE = "rixin"
@@ -53,14 +54,14 @@ def actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str 
     return options
 
 
-def _actor_args(settings: Settings) -> tuple:
+def engine_options(settings: Settings) -> EngineOptions:
     weights_cache = str((settings.data_dir / "cache" / "gguf").resolve()) if settings.engine_requantize else None
-    return settings.engine_threads, settings.chat_context, settings.engine_batch_slots, weights_cache
+    return EngineOptions(settings.engine_threads, settings.chat_context, settings.engine_batch_slots, weights_cache)
 
 
 def _create(spec: ModelSpec, settings: Settings, index: int, node_id: str | None) -> ray.actor.ActorHandle:
     return ray.remote(EngineActor).options(**actor_options(spec, settings, index, node_id)).remote(
-        spec, *_actor_args(settings))
+        spec, engine_options(settings))
 
 
 def _load_failed(spec: ModelSpec, actor, e: RayTaskError) -> ModelLoadFailed:
