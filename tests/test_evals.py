@@ -258,7 +258,7 @@ class CountingEngine:
 
 def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeypatch):
     import rixin.evals.job as job_module
-    import rixin.label.remote as remote
+    import rixin.serving.client as remote
     from rixin.cli.data import project_caller, upload_local
     from rixin.config import Settings
     from rixin.evals.service import get_run, run_items, start_run
@@ -296,7 +296,7 @@ def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeyp
 
 
 def test_run_inline_runs_the_job_in_this_thread(tmp_path, monkeypatch):
-    import rixin.label.remote as remote
+    import rixin.serving.client as remote
     from rixin.cli.data import project_caller, upload_local
     from rixin.config import Settings
     from rixin.evals.service import run_inline, start_run

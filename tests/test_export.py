@@ -39,6 +39,7 @@ from rixin.engines.actor import build_engine  # noqa: E402
 from rixin.engines.base import GenerateRequest, SamplingParams  # noqa: E402
 from rixin.engines.llama_cpp import open_llama  # noqa: E402
 from rixin.errors import Conflict, InvalidRequest  # noqa: E402
+from rixin.models.engines import EngineOptions  # noqa: E402
 from rixin.models.export import Source, export_gguf, export_model, permute_qk  # noqa: E402
 from rixin.models.registry import CHAT_MODEL, spec_of  # noqa: E402
 from rixin.platform import Platform  # noqa: E402
@@ -239,7 +240,7 @@ def test_exported_gguf_is_served_by_the_llama_cpp_engine(exported, tokenizer):
     from rixin.models.registry import ModelSpec
 
     spec = ModelSpec("ft-q8", "chat", "llama.cpp", "gguf", str(exported["q8_0"]))
-    engine = build_engine(spec, threads=1, context_length=256)
+    engine = build_engine(spec, EngineOptions(threads=1, context_length=256))
     request = GenerateRequest(SamplingParams(max_tokens=12, temperature=0), messages=POEM)
     chunks = list(engine.generate(request))
     text = "".join(c.text for c in chunks)
@@ -313,7 +314,7 @@ def test_cli_exports_and_registers_a_fine_tuned_model(tmp_path, base_dir, adapte
     assert tensors["blk.3.ffn_up.weight"].tensor_type.name == "Q4_0"
     assert tensors["token_embd.weight"].tensor_type.name == "Q8_0"  # also the output projection
 
-    chunks = list(build_engine(spec_of(row), threads=1, context_length=256).generate(
+    chunks = list(build_engine(spec_of(row), EngineOptions(threads=1, context_length=256)).generate(
         GenerateRequest(SamplingParams(max_tokens=6, temperature=0), messages=POEM)))
     assert chunks[-1].completion_tokens == 6 and "".join(c.text for c in chunks).strip()
 

@@ -158,7 +158,7 @@ def test_a_turn_promotes_and_a_useless_turn_does_not(fly, deployed):
     (None, {}, False, "no difference"),
 ])
 def test_gate(diff, settings, promote, says):
-    from rixin.flywheel.deployments import FlywheelSettings
+    from rixin.serving.deployments import FlywheelSettings
     from rixin.flywheel.turn import gate
 
     summary = {"models": {"a": {"mean": 0.2}, "b": {"mean": 0.8}}, "diff": diff}

@@ -50,11 +50,7 @@ LEVEL = {room: level for level, rooms in enumerate(ROOMS) for room in rooms}
 # The imports that still break a rule, each with the issue-19 item that removes it. The test
 # fails when one of them no longer breaks a rule (delete it here) and when any other import
 # does. An import listed here is also left out of the cycle search.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("rixin.flywheel.hook", "rixin.api.streaming"):
-        "issue 19, 'no upward arrows': `Collected` moves next to the engine protocol and "
-        "flywheel/ never imports api/",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

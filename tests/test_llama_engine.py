@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rixin.engines.base import GenerateRequest, SamplingParams
-from rixin.engines.llama_cpp import LlamaCppEngine, StopScanner
+from rixin.engines.llama_cpp import LlamaCppEngine
+from rixin.engines.stops import StopScanner
 from rixin.errors import ContextLengthExceeded, InvalidRequest
 from test_tenancy import bundled_gguf
 

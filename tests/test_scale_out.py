@@ -6,7 +6,7 @@ started (never `ray stop`, which would kill other sessions' Ray too).
 
 The engines ask Ray for no CPUs (engine_num_cpus = 0), the case where Ray ignores soft node
 affinity and places an actor at random; the pool pins replicas with hard affinity instead
-(engines/pool.py), and moves a pinned replica whose node is gone to a node that is left.
+(serving/pool.py), and moves a pinned replica whose node is gone to a node that is left.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from rixin.engines.base import Chunk, Engine, GenerateRequest, SamplingParams  # noqa: E402
+from rixin.engines.stops import StopScanner  # noqa: E402
 from rixin.engines.transformers_engine import (  # noqa: E402
     TransformersEngine,
     _Detokenizer,
-    _StopStrings,
 )
 from rixin.errors import ContextLengthExceeded, InvalidRequest  # noqa: E402
 
@@ -153,13 +153,13 @@ def test_detokenizer_never_splits_a_character(engine):
 
 
 def test_stop_strings_held_back_across_pieces():
-    stops = _StopStrings(["END", "xyz"])
-    assert stops.push("abc E") == ("abc ", False)  # "E" may begin "END"
-    assert stops.push("N") == ("", False)
-    assert stops.push("D and more") == ("", True)
-    stops = _StopStrings(["END"])
-    assert stops.push("EN") == ("", False)
-    assert stops.push("ough") == ("ENough", False)
+    stops = StopScanner(["END", "xyz"])
+    assert stops.feed("abc E") == ("abc ", False)  # "E" may begin "END"
+    assert stops.feed("N") == ("", False)
+    assert stops.feed("D and more") == ("", True)
+    stops = StopScanner(["END"])
+    assert stops.feed("EN") == ("", False)
+    assert stops.feed("ough") == ("ENough", False)
 
 
 def _save_lora(model, directory: Path, seed: int) -> str:

@@ -17,7 +17,6 @@ from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
 from rixin.data.recipe_store import RecipeStore
 from rixin.evals.job import run_eval
-from rixin.flywheel.deployments import Deployments
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.flywheel.turn import Turns
@@ -26,6 +25,7 @@ from rixin.jobs.store import JobStore
 from rixin.label.job import run_label
 from rixin.label.review import ReviewQueue
 from rixin.models.registry import Registry
+from rixin.serving.deployments import Deployments
 from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
 from rixin.store.files import Files
@@ -35,7 +35,7 @@ from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
 
 if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loads Ray
-    from rixin.engines.pool import EnginePool
+    from rixin.serving.pool import EnginePool
 
 log = logging.getLogger("rixin")
 SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
@@ -100,7 +100,7 @@ class Platform:
         """Start (or join) Ray and the engine pool, after sweeping what killed writers left;
         then keep sweeping in the background and start the request-log writer (which replays
         rows a previous run had to spool)."""
-        from rixin.engines.pool import EnginePool
+        from rixin.serving.pool import EnginePool
 
         self.sweep_partial()
         threading.Thread(target=self._housekeeping, name="rixin-sweep", daemon=True).start()

@@ -1,6 +1,8 @@
-"""Server-sent events and the running of n choices through an engine, shared by chat and
-completions. Errors found before the first token are HTTP errors; errors after it become
-an SSE error event (the `openai` client raises it as an APIError)."""
+"""Server-sent events and the two ways an answer leaves, shared by chat and completions: whole
+(respond_when_done) or streamed (stream_response). Both read a serving `Choices` stream (which
+gathers each choice once) and tell the flywheel's log record how it ended. Errors found before
+the first token are HTTP errors; errors after it become an SSE error event (the `openai` client
+raises it as an APIError)."""
 
 from __future__ import annotations
 
@@ -8,20 +10,20 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import Request
 
-from rixin import metrics
 from rixin.api.errors import error_body
-from rixin.engines.base import Chunk, GenerateRequest, TokenLogprob
+from rixin.engines.base import Chunk, Collected, TokenLogprob
 from rixin.errors import RixinError
-from rixin.models.registry import ModelSpec
+from rixin.flywheel.hook import Record
+from rixin.serving.choices import Choices
 
 log = logging.getLogger("rixin.api")
+Shape = Callable[[list[Collected]], dict]
+"""The answer object (chat.completion, text_completion) of every choice's results."""
 
 
 def sse(data: dict | str) -> bytes:
@@ -29,60 +31,21 @@ def sse(data: dict | str) -> bytes:
     return f"data: {payload}\n\n".encode()
 
 
-async def choice_events(pool, spec: ModelSpec, requests: list[GenerateRequest]) -> AsyncIterator[tuple[int, Chunk]]:
-    """(choice index, chunk) for every choice, one after the other, with token metrics.
-
-    Choices that repeat the previous choice's prompt report 0 prompt tokens, so that summing
-    prompt_tokens over all final chunks counts each prompt once, as OpenAI's usage does."""
-    start = time.perf_counter()
-    first = True
-    for index, request in enumerate(requests):
-        previous = requests[index - 1] if index else None
-        repeats = previous is not None and (previous.prompt, previous.messages) == (request.prompt, request.messages)
-        async for chunk in pool.generate(spec, request):
-            if first and chunk.text:
-                metrics.TTFT.labels(spec.id).observe(time.perf_counter() - start)
-                first = False
-            if chunk.finish_reason is not None:
-                if repeats:
-                    chunk = replace(chunk, prompt_tokens=0)
-                metrics.TOKENS_IN.labels(spec.id).inc(chunk.prompt_tokens)
-                metrics.TOKENS_OUT.labels(spec.id).inc(chunk.completion_tokens)
-                metrics.count_request_tokens(chunk.prompt_tokens, chunk.completion_tokens)
-            yield index, chunk
-
-
-@dataclass
-class Collected:
-    text: str = ""
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def add(self, chunk: Chunk) -> None:
-        self.text += chunk.text
-        self.logprobs.extend(chunk.logprobs)
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
-            self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
-
-
-async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int,
-                  request: Request | None = None) -> list[Collected]:
-    """Every choice's text. With `request`, a client that disconnects before the answer is
-    ready stops the generation (its engine slot and queue place are freed) instead of leaving
+async def collect(choices: Choices, request: Request | None = None) -> list[Collected]:
+    """Every choice's whole answer. With `request`, a client that disconnects before the answer
+    is ready stops the generation (its engine slot and queue place are freed) instead of leaving
     it to run for nobody: uvicorn does not cancel a non-streaming handler by itself."""
-    out = [Collected() for _ in range(n)]
-
-    async def gather() -> list[Collected]:
-        async for index, chunk in events:
-            out[index].add(chunk)
-        return out
+    async def drain() -> list[Collected]:
+        async for _ in choices:
+            pass
+        return choices.results
 
     if request is None:
-        return await gather()
-    work, gone = asyncio.ensure_future(gather()), asyncio.ensure_future(_disconnect(request))
+        try:
+            return await drain()
+        finally:
+            await choices.aclose()
+    work, gone = asyncio.ensure_future(drain()), asyncio.ensure_future(_disconnect(request))
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         if work.done():
@@ -93,17 +56,34 @@ async def collect(events: AsyncIterator[tuple[int, Chunk]], n: int,
         raise ClientDisconnected()
     finally:
         gone.cancel()
-        await events.aclose()
+        await choices.aclose()
 
 
-async def respond_when_done(events: AsyncIterator[tuple[int, Chunk]], n: int, request: Request | None,
-                            respond: Callable[[list[Collected]], dict]) -> dict | Response:
-    """The non-streaming answer; 499 (nginx's "client closed request", which nobody reads)
-    when the client left before it was ready."""
+def _outcome(e: BaseException) -> str:
+    """How a request that did not complete ended, as its log row says."""
+    return "cancelled" if isinstance(e, ClientDisconnected | asyncio.CancelledError | GeneratorExit) else "failed"
+
+
+def _ended(record: Record | None, e: BaseException, choices: Choices, shape: Shape) -> None:
+    if record is not None:
+        record.ended(_outcome(e), shape(choices.results), choices.results)  # partial answer
+
+
+async def respond_when_done(choices: Choices, request: Request | None, shape: Shape,
+                            record: Record | None) -> dict | Response:
+    """The non-streaming answer (logged before it is returned); 499 (nginx's "client closed
+    request", which nobody reads) when the client left before it was ready."""
     try:
-        return respond(await collect(events, n, request))
-    except ClientDisconnected:
-        return Response(status_code=499)
+        results = await collect(choices, request)
+    except BaseException as e:
+        _ended(record, e, choices, shape)
+        if isinstance(e, ClientDisconnected):
+            return Response(status_code=499)
+        raise
+    answer = shape(results)
+    if record is not None:
+        await record.completed(answer, results)
+    return answer
 
 
 async def _disconnect(request: Request) -> None:
@@ -121,41 +101,55 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-async def stream_response(events: AsyncIterator[tuple[int, Chunk]],
-                          render: Callable[[int, Chunk], list[dict]],
-                          final: Callable[[int, int], dict | None]) -> StreamingResponse:
+async def stream_response(choices: Choices, render: Callable[[int, Chunk], list[dict]],
+                          final: Callable[[int, int], dict | None], shape: Shape,
+                          record: Record | None) -> StreamingResponse:
     """SSE response. `render` turns a chunk into event objects; `final(prompt, completion)`
     gives the closing usage event or None. The first chunk is awaited here, so an error
     before any token (context length, bad schema, full queue) is still a plain HTTP error."""
-    first = await anext(events)
-
-    async def body():
-        prompt_tokens = completion_tokens = 0
-        try:
-            pending = first
-            while pending is not None:
-                index, chunk = pending
-                for event in render(index, chunk):
-                    yield sse(event)
-                if chunk.finish_reason is not None:
-                    prompt_tokens += chunk.prompt_tokens
-                    completion_tokens += chunk.completion_tokens
-                pending = await anext(events, None)
-            closing = final(prompt_tokens, completion_tokens)
-            if closing is not None:
-                yield sse(closing)
-            yield sse("[DONE]")
-        except RixinError as e:
-            yield sse(error_body(e.message, e.type, e.param, e.code))
-        except Exception as e:  # noqa: BLE001 - the stream is open: report, don't crash the server
-            log.exception("stream failed", exc_info=e)
-            yield sse(error_body("The server had an error while streaming; retry the request.",
-                                 "server_error"))
-        finally:
-            await events.aclose()
-
-    return StreamingResponse(body(), media_type="text/event-stream",
+    try:
+        first = await anext(choices)
+    except BaseException as e:
+        _ended(record, e, choices, shape)
+        await choices.aclose()
+        raise
+    return StreamingResponse(_events(choices, first, render, final, shape, record),
+                             media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+
+async def _events(choices: Choices, first: tuple[int, Chunk], render, final, shape: Shape,
+                  record: Record | None):
+    prompt_tokens = completion_tokens = 0
+    ended: BaseException | None = GeneratorExit()  # until it completes: the client went away
+    try:
+        pending = first
+        while pending is not None:
+            index, chunk = pending
+            for event in render(index, chunk):
+                yield sse(event)
+            if chunk.finish_reason is not None:
+                prompt_tokens += chunk.prompt_tokens
+                completion_tokens += chunk.completion_tokens
+            pending = await anext(choices, None)
+        ended = None
+        if record is not None:  # stored before the client reads [DONE]
+            await record.completed(shape(choices.results), choices.results)
+        closing = final(prompt_tokens, completion_tokens)
+        if closing is not None:
+            yield sse(closing)
+        yield sse("[DONE]")
+    except RixinError as e:
+        ended = e if ended is not None else None
+        yield sse(error_body(e.message, e.type, e.param, e.code))
+    except Exception as e:  # noqa: BLE001 - the stream is open: report, don't crash the server
+        ended = e if ended is not None else None
+        log.exception("stream failed", exc_info=e)
+        yield sse(error_body("The server had an error while streaming; retry the request.", "server_error"))
+    finally:
+        if ended is not None:
+            _ended(record, ended, choices, shape)
+        await choices.aclose()
 
 
 def logprob_object(lp: TokenLogprob) -> dict:

@@ -1,6 +1,6 @@
 """The Ray actor that hosts one engine replica, whatever the engine.
 
-The gateway talks to it through engines/pool.py. The actor is threaded (max_concurrency):
+The gateway talks to it through serving/pool.py. The actor is threaded (max_concurrency):
 an engine that batches (`concurrent = True`, llama.cpp) gets every generate() call at once
 and decodes them together on its own scheduler thread; for the others (torch contexts are
 not thread-safe) one generation runs at a time and further calls wait on the lock inside the
@@ -18,33 +18,18 @@ import ray
 
 from rixin.engines.base import Cancelled, Chunk, Embeddings, EngineInfo, GenerateRequest
 from rixin.engines.fair import FairLock
+from rixin.models.engines import EngineOptions, engine
 from rixin.models.registry import ModelSpec
 
 
-def build_engine(spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1,
-                 weights_cache: str | None = None):
-    """The engine object for `spec`, loaded in this process. `weights_cache`: where a llama.cpp
-    engine keeps the Q8_0 copies it serves 4/5-bit GGUFs from (None: serve every file as is)."""
-    if spec.engine == "llama.cpp":
-        from rixin.engines.llama_cpp import LlamaCppEngine
-
-        return LlamaCppEngine(spec.id, spec.path, context_length=spec.context_length or context_length,
-                              threads=threads, slots=batch_slots, weights_cache=weights_cache)
-    if spec.engine == "transformers":
-        from rixin.engines.transformers_engine import TransformersEngine
-
-        return TransformersEngine(spec.id, spec.path, context_length=spec.context_length, threads=threads)
-    if spec.engine == "sentence":
-        from rixin.engines.sentence import SentenceEmbedder
-
-        return SentenceEmbedder(spec.id, spec.path, threads=threads)
-    raise ValueError(f"unknown engine {spec.engine!r}")
+def build_engine(spec: ModelSpec, options: EngineOptions):
+    """The engine object for `spec`, loaded in this process, by the engine registry's factory."""
+    return engine(spec.engine).build(spec, options)
 
 
 class EngineActor:
-    def __init__(self, spec: ModelSpec, threads: int, context_length: int, batch_slots: int = 1,
-                 weights_cache: str | None = None):
-        self.engine = build_engine(spec, threads, context_length, batch_slots, weights_cache)
+    def __init__(self, spec: ModelSpec, options: EngineOptions):
+        self.engine = build_engine(spec, options)
         # Serial engines (and every embedder) run one call at a time; the waiting calls get the
         # model round-robin across projects (engines/fair.py).
         self.lock = FairLock()

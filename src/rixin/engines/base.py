@@ -79,6 +79,24 @@ class Chunk:
     """Both counts are set on the last chunk."""
 
 
+@dataclass
+class Collected:
+    """One choice's whole answer, gathered from its chunks as they pass."""
+
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, chunk: Chunk) -> None:
+        self.text += chunk.text
+        self.logprobs.extend(chunk.logprobs)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+            self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     model_id: str

@@ -28,42 +28,10 @@ import numpy as np
 
 from rixin.engines.base import Chunk, SamplingParams, TokenLogprob, TopLogprob
 from rixin.engines.fair import FairQueue
+from rixin.engines.stops import StopScanner
 
 PENALTY_LAST_N = 64
 """Tokens the frequency/presence penalties look back on (llama-cpp-python's default)."""
-
-
-class StopScanner:
-    """Holds back text that might be the start of a stop string; finds the first stop."""
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in stops if s]
-        self.text = ""
-        self.sent = 0
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """(text safe to emit now, whether a stop string was hit)."""
-        self.text += piece
-        lookback = max((len(s) for s in self.stops), default=0)
-        window_start = max(0, self.sent - lookback)
-        hits = [i for s in self.stops if (i := self.text.find(s, window_start)) >= 0]
-        if hits:
-            end = min(hits)
-            out, self.sent = self.text[self.sent:end], end
-            return out, True
-        hold = 0
-        for s in self.stops:  # the longest tail of text that begins some stop string
-            for k in range(min(len(s) - 1, len(self.text) - self.sent), hold, -1):
-                if self.text.endswith(s[:k]):
-                    hold = k
-                    break
-        end = len(self.text) - hold
-        out, self.sent = self.text[self.sent:end], end
-        return out, False
-
-    def flush(self) -> str:
-        out, self.sent = self.text[self.sent:], len(self.text)
-        return out
 
 
 class Sampler:

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Iterator
 
 from rixin.engines.base import Cancelled, Chunk, EngineInfo, GenerateRequest, SamplingParams, check_context
-from rixin.engines.llama_batch import BatchScheduler, Sequence, StopScanner  # noqa: F401 - re-exported
+from rixin.engines.llama_batch import BatchScheduler, Sequence
 from rixin.engines.prompt_text import PromptText
 from rixin.errors import InvalidRequest
+from rixin.models.engines import LLAMA_CPP, EngineOptions
+from rixin.models.registry import ModelSpec
 
 
 _LOAD_LOCK = threading.Lock()
@@ -119,6 +121,12 @@ def merge(chunks: list[Chunk]) -> Chunk:
                  completion_tokens=last.completion_tokens)
 
 
+def build(spec: ModelSpec, options: EngineOptions) -> "LlamaCppEngine":
+    """The factory the engine registry (models/engines.py) calls."""
+    return LlamaCppEngine(spec.id, spec.path, context_length=spec.context_length or options.context_length,
+                          threads=options.threads, slots=options.batch_slots, weights_cache=options.weights_cache)
+
+
 class LlamaCppEngine:
     concurrent = True
     """Several generate() calls may run at once (they are batched together)."""
@@ -155,7 +163,7 @@ class LlamaCppEngine:
                                         cache_cells=context_length * slots if cache_tokens is None else cache_tokens)
 
     def info(self) -> EngineInfo:
-        return EngineInfo(self.model_id, "llama.cpp", self.context_length, os.getpid())
+        return EngineInfo(self.model_id, LLAMA_CPP.name, self.context_length, os.getpid())
 
     def _prompt_tokens(self, request: GenerateRequest, live: "_Live | None" = None) -> list[int]:
         """The prompt's token ids. Text that a client sent (a raw prompt, message contents) is

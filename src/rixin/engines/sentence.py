@@ -14,6 +14,13 @@ import numpy as np
 
 from rixin.engines.base import Embeddings, EngineInfo
 from rixin.errors import ContextLengthExceeded
+from rixin.models.engines import SENTENCE, EngineOptions
+from rixin.models.registry import ModelSpec
+
+
+def build(spec: ModelSpec, options: EngineOptions) -> "SentenceEmbedder":
+    """The factory the engine registry (models/engines.py) calls."""
+    return SentenceEmbedder(spec.id, spec.path, threads=options.threads)
 
 
 class SentenceEmbedder:
@@ -33,7 +40,7 @@ class SentenceEmbedder:
         self.dimensions = int(self.model.config.hidden_size)
 
     def info(self) -> EngineInfo:
-        return EngineInfo(self.model_id, "sentence", self.max_length, os.getpid())
+        return EngineInfo(self.model_id, SENTENCE.name, self.max_length, os.getpid())
 
     def embed(self, texts: list[str]) -> Embeddings:
         import torch

@@ -42,7 +42,10 @@ from rixin.engines.base import (
     check_context,
 )
 from rixin.engines.prompt_text import PromptText
+from rixin.engines.stops import StopScanner
 from rixin.errors import InvalidRequest
+from rixin.models.engines import TRANSFORMERS, EngineOptions
+from rixin.models.registry import ModelSpec
 
 # The attention cost and KV cache grow with the context; on a CPU nobody waits for 32k tokens,
 # so a model advertising more is served with this much unless the operator asks otherwise.
@@ -55,6 +58,12 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _DETOKENIZE_CONTEXT = 4
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _UNKNOWN = object()  # adapter selection state after peft changed it
+
+
+def build(spec: ModelSpec, options: EngineOptions) -> "TransformersEngine":
+    """The factory the engine registry (models/engines.py) calls; the context is the model's own
+    unless its spec names one (options.context_length is llama.cpp's default, not a limit here)."""
+    return TransformersEngine(spec.id, spec.path, context_length=spec.context_length, threads=options.threads)
 
 
 class TransformersEngine:
@@ -91,7 +100,7 @@ class TransformersEngine:
     # ---- the Engine Protocol --------------------------------------------------------------
 
     def info(self) -> EngineInfo:
-        return EngineInfo(self.model_id, "transformers", self._context_length, os.getpid())
+        return EngineInfo(self.model_id, TRANSFORMERS.name, self._context_length, os.getpid())
 
     def count_prompt_tokens(self, request: GenerateRequest) -> int:
         return len(self._prompt_ids(request))
@@ -164,7 +173,7 @@ class TransformersEngine:
         seed = params.seed if params.seed is not None else secrets.randbits(63)
         sampler = _Sampler(params, torch.Generator().manual_seed(seed))
         detokenizer = _Detokenizer(self._tokenizer, prompt_ids[-_DETOKENIZE_CONTEXT:])
-        stops = _StopStrings(params.stop)
+        stops = StopScanner(params.stop)
         top_n = params.top_logprobs
         want_logprobs = params.logprobs or top_n > 0
         cache = DynamicCache()  # per request: keys/values (1, kv_heads, seq, head_dim) per layer
@@ -180,7 +189,7 @@ class TransformersEngine:
                 break
             if want_logprobs:
                 pending.append(self._logprob(logits, token, top_n))
-            text, stopped = stops.push(detokenizer.push(token))
+            text, stopped = stops.feed(detokenizer.push(token))
             if stopped:
                 break
             if text:
@@ -190,7 +199,7 @@ class TransformersEngine:
         if not stopped:
             # Text held back (an incomplete character, a tail that might have begun a stop
             # string) is final now, unless it completes a stop string after all.
-            text, stopped = stops.push(detokenizer.flush())
+            text, stopped = stops.feed(detokenizer.flush())
             text += "" if stopped else stops.flush()
         finish = "stop" if stopped else finish
         yield Chunk(
@@ -474,45 +483,6 @@ class _Detokenizer:
             return self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
         return decode(self._ids[self._prefix : self._read]), decode(self._ids[self._prefix :])
-
-
-class _StopStrings:
-    """Cuts the stream before the first stop string, which may arrive split over several tokens.
-
-    Text that could be the beginning of a stop string is held back until the next piece shows
-    whether it is one. No stop string can start inside text already released, so the search
-    starts at the first unreleased character.
-    """
-
-    def __init__(self, stops: list[str]):
-        self._stops = [s for s in stops if s]
-        self._text = ""
-        self._sent = 0  # characters of self._text released so far
-
-    def push(self, piece: str) -> tuple[str, bool]:
-        """Text that is safe to release now, and whether a stop string was found."""
-        self._text += piece
-        found = [i for i in (self._text.find(s, self._sent) for s in self._stops) if i >= 0]
-        end = min(found) if found else len(self._text) - self._held_back()
-        released = self._text[self._sent : end]
-        self._sent = end
-        return released, bool(found)
-
-    def flush(self) -> str:
-        released = self._text[self._sent :]
-        self._sent = len(self._text)
-        return released
-
-    def _held_back(self) -> int:
-        """Length of the longest unreleased tail that is a proper prefix of some stop string."""
-        tail = self._text[self._sent :]
-        longest = 0
-        for stop in self._stops:
-            for k in range(min(len(stop) - 1, len(tail)), longest, -1):
-                if tail.endswith(stop[:k]):
-                    longest = k
-                    break
-        return longest
 
 
 class _TokenTexts:

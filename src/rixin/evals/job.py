@@ -118,7 +118,7 @@ def run_eval(platform, job: Job, report) -> dict:
 def generate_shards(platform, caller: Caller, params: dict, work: Path, items: list[EvalItem], configs,
                     report) -> int:
     """Generate and grade every (model, shard) not done yet; returns the shards per model."""
-    from rixin.label.remote import connect
+    from rixin.serving.client import connect
 
     variants = params["models"]
     shards = [items[i:i + SHARD_SIZE] for i in range(0, len(items), SHARD_SIZE)]

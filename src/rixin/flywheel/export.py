@@ -22,7 +22,7 @@ from rixin.data.blocks import Doc, apply_blocks
 from rixin.data.dedup import exact_duplicates, normalized_hash
 from rixin.data.recipe import Recipe, build_blocks
 from rixin.data.records import write_jsonl
-from rixin.flywheel.deployments import FlywheelSettings
+from rixin.serving.deployments import FlywheelSettings
 from rixin.store.schema import Dataset, Deployment, Feedback, RequestLog, utcnow
 from rixin.store.tenancy import Caller, new_id
 

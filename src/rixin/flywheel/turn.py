@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from rixin.errors import Conflict, InvalidRequest, NotFound, RixinError
-from rixin.flywheel.deployments import FlywheelSettings
 from rixin.flywheel.export import export, store
 from rixin.jobs.loop import every
+from rixin.serving.deployments import FlywheelSettings
 from rixin.store.schema import Deployment, FlywheelTurn, utcnow
 from rixin.store.tenancy import Caller, new_id
 

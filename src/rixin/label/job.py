@@ -86,7 +86,7 @@ def label_shard(shard: Path, first_index: int, task: LabelTask, labeler, progres
 
 def run_label(platform, job: Job, report) -> dict:
     """Job handler: label every shard not done yet, then write the version and review items."""
-    from rixin.label.remote import connect
+    from rixin.serving.client import connect
 
     params = job.params
     task = parse_task(params["task"])

