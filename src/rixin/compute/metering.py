@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from rixin.errors import StoreUnavailable
-from rixin.store.db import Database
+from rixin.store.db import Database, take_batch
 from rixin.store.faults import is_transient, storage_fault
 from rixin.store.schema import UsageRecord
 
@@ -94,12 +94,7 @@ class Meter:
 
     def _run(self) -> None:
         while True:
-            batch = [self.queue.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self.queue, self.queue.get(), BATCH)
             items = [item for item in batch if item is not None]
             if items:
                 self._write(items)

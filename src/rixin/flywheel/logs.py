@@ -26,7 +26,7 @@ from sqlalchemy import and_, null, or_, select, tuple_
 from rixin import metrics
 from rixin.data.pii import redact
 from rixin.errors import InvalidRequest, NotFound, RixinError, StoreUnavailable
-from rixin.store.db import Database
+from rixin.store.db import Database, take_batch
 from rixin.store.faults import is_transient, storage_fault
 from rixin.store.spool import RowSpool
 from rixin.store.schema import Deployment, Feedback, RequestLog
@@ -149,15 +149,11 @@ class LogWriter:
         while True:
             wait = max(0.0, self._next_replay - time.monotonic()) if self._spooled else None
             try:
-                batch = [self.queue.get(timeout=wait)]
+                first = self.queue.get(timeout=wait)
             except queue.Empty:
                 self._replay()
                 continue
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self.queue, first, BATCH)
             items = [item for item in batch if item is not None]
             try:
                 self._write(items)

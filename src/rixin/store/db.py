@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -85,3 +86,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def take_batch(q: queue.Queue, first, limit: int) -> list:
+    """`first` and whatever else waits on `q` now, up to `limit` items: what a group-commit
+    writer thread (request logs, usage rows) writes in one transaction."""
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            batch.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return batch
