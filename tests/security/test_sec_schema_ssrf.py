@@ -128,7 +128,7 @@ def upload(client, rows: list[dict], purpose: str) -> str:
 def test_eval_grader_schema(tenant, recorder):
     client, http = tenant
     file_id = upload(client, [{"input": "Give JSON.", "ideal": "{}"}], "evals")
-    for schema, words in [*((s, "Invalid 'graders[0].schema'") for s in remote_refs(recorder)), *HUGE]:
+    for schema, words in [*((s, "Invalid value at 'graders[0].schema'") for s in remote_refs(recorder)), *HUGE]:
         r = http.post("/v1/evals/runs", json={"eval_file_id": file_id, "models": [CHAT],
                                               "graders": [{"type": "json_schema", "schema": schema}]})
         assert_400(r, "graders[0].schema", words)
