@@ -256,10 +256,25 @@ class CountingEngine:
         return [Chunk(text=request.messages[-1]["content"].upper(), finish_reason="stop")]
 
 
+def project_caller(platform, project: str):
+    """An admin caller of `project` (created if needed), for job code run in this process."""
+    from rixin.store.tenancy import Caller
+
+    proj = platform.tenancy.ensure_project(project)
+    return Caller(project_id=proj.id, project_name=proj.name, key_id="test", is_admin=True)
+
+
+def upload_local(platform, caller, path, purpose: str):
+    """A file object of the project from a local file, stored as the upload route stores it."""
+    with path.open("rb") as f, platform.artifacts.writer(limit=platform.settings.max_file_bytes) as sink:
+        sink.write(f.read())
+        sha256, size = sink.commit()
+    return platform.files.record(caller, filename=path.name, purpose=purpose, sha256=sha256, size=size)
+
+
 def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeypatch):
     import rixin.evals.job as job_module
     import rixin.serving.client as remote
-    from rixin.cli.data import project_caller, upload_local
     from rixin.config import Settings
     from rixin.evals.service import get_run, run_items, start_run
     from rixin.platform import Platform
@@ -297,7 +312,6 @@ def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeyp
 
 def test_run_inline_runs_the_job_in_this_thread(tmp_path, monkeypatch):
     import rixin.serving.client as remote
-    from rixin.cli.data import project_caller, upload_local
     from rixin.config import Settings
     from rixin.evals.service import run_inline, start_run
     from rixin.platform import Platform
