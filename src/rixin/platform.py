@@ -88,7 +88,7 @@ class Platform:
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
-        platform.controls = Controls(db)
+        platform.controls = Controls(db, spool_dir=settings.data_dir / "spool" / "usage")
         return platform
 
     @property

@@ -158,7 +158,8 @@ def test_read_only_database_gives_503_and_health_recovers_by_itself(tmp_path):
                 pass
         # reads and unstored inference still work; health says the store is not ready
         assert [f.id for f in client.files.list()] == [kept.id]
-        assert client.chat.completions.create(model=CHAT, messages=ASK, max_tokens=4).choices
+        answered = client.chat.completions.create(model=CHAT, messages=ASK, max_tokens=4)
+        assert answered.choices  # its usage row waits in the on-disk spool (compute/metering.py)
         status, body = wait_for(lambda: (s := health(server))[0] == 503 and s, what="/health 503")
         assert body["code"] == "store_unavailable", body
 
@@ -166,11 +167,25 @@ def test_read_only_database_gives_503_and_health_recovers_by_itself(tmp_path):
         wait_for(lambda: health(server)[0] == 200, what="/health back to 200")
         made = client.chat.completions.create(model=CHAT, messages=ASK, max_tokens=4, store=True)
         assert client.chat.completions.retrieve(made.id).id == made.id
+        # both answers are metered, the one given while the database refused writes too
+        wait_for(lambda: metered(server, admin) == (2, answered.usage.prompt_tokens + made.usage.prompt_tokens,
+                                                    answered.usage.completion_tokens + made.usage.completion_tokens),
+                 what="the spooled usage row written")
         assert len(client.files.list().data) == 1
         client.files.create(file=("after.jsonl", io.BytesIO(LINE * 7)), purpose="fine-tune")
     finally:
         subprocess.run(["chattr", "-i", *[str(p) for p in frozen if p.exists()]], check=False)
         stop_server(server)
+
+
+def metered(server, admin: str) -> tuple[int, int, int]:
+    """(requests, input tokens, output tokens) the usage API reports for the last hour."""
+    r = httpx.get(server.v1 + "/organization/usage/completions", params={"start_time": int(time.time()) - 3600,
+                  "bucket_width": "1h"}, headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    results = [res for bucket in r.json()["data"] for res in bucket["results"]]
+    return (sum(r["num_model_requests"] for r in results), sum(r["input_tokens"] for r in results),
+            sum(r["output_tokens"] for r in results))
 
 
 def _slow_upload(server, key: str, sent: list[int], release: threading.Event) -> None:

@@ -4,6 +4,8 @@ before it (admit), the usage row after it (Meter). Built once by the platform; t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rixin.compute.audit import AuditLogs
 from rixin.compute.budget import Budgets
 from rixin.compute.metering import Meter, Ticket
@@ -18,8 +20,8 @@ METERED = {"/v1/chat/completions": "completions", "/v1/completions": "completion
 
 
 class Controls:
-    def __init__(self, db: Database):
-        self.meter = Meter(db)
+    def __init__(self, db: Database, spool_dir: Path | None = None):
+        self.meter = Meter(db, spool_dir)
         self.limiter = RateLimiter(db)
         self.budgets = Budgets(db, self.meter.commit_lock)
         self.audit = AuditLogs(db)

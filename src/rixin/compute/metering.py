@@ -3,8 +3,10 @@ embedding request, by project, key and model, recorded exactly once.
 
 Exactly once: the gateway (api/gate.py) holds each answer until its usage row is committed and
 sends it only then; the row's id is the request's, so it is written once. A store that refuses
-the write turns the answer into a 503 (nothing was acknowledged, so nothing is lost), and a
-gateway restart loses nothing either: an answer that was sent is in the database. Rows are
+the write keeps the row in an on-disk spool (atomic, fsynced; written to the database when it
+takes writes again), so inference keeps working; only if even the spool cannot be written is
+the answer turned into a 503 (nothing acknowledged, nothing lost). A gateway restart loses
+nothing either: an answer that was sent is in the database or in the spool. Rows are
 written by one thread in batches (group commit), so concurrent requests share a transaction.
 A stream is answered as it goes: its row is committed before its closing `data: [DONE]`."""
 
@@ -18,15 +20,18 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 from rixin.errors import StoreUnavailable
 from rixin.store.db import Database, take_batch
 from rixin.store.faults import is_transient, storage_fault
 from rixin.store.schema import UsageRecord
+from rixin.store.spool import RowSpool
 
 log = logging.getLogger("rixin.compute")
 BATCH = 256
+RETRY_S = 5.0  # how often spooled usage rows are tried again
 
 
 @dataclass
@@ -67,8 +72,15 @@ class Meter:
     and under `commit_lock`, so a reader that sums the table under the lock counts each row
     either in its sum or through the callback, never both."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, spool_dir: Path | None = None):
         self.db = db
+        # A row the database refuses is kept on disk (atomic, fsynced) and the answer goes out:
+        # inference keeps working while the store is down, and the row is written when it is
+        # back (replayed every RETRY_S and at start). Only when even the spool fails is the
+        # answer refused.
+        self.spool = RowSpool(spool_dir, UsageRecord) if spool_dir is not None else None
+        self._spooled = bool(self.spool and self.spool.paths())
+        self._next_replay = 0.0
         self.queue: queue.Queue = queue.Queue()
         self.on_commit: list[Callable[[UsageRecord], None]] = []
         self.commit_lock = threading.Lock()
@@ -94,12 +106,31 @@ class Meter:
 
     def _run(self) -> None:
         while True:
-            batch = take_batch(self.queue, self.queue.get(), BATCH)
+            wait = max(0.0, self._next_replay - time.monotonic()) if self._spooled else None
+            try:
+                first = self.queue.get(timeout=wait)
+            except queue.Empty:
+                self._replay()
+                continue
+            batch = take_batch(self.queue, first, BATCH)
             items = [item for item in batch if item is not None]
             if items:
                 self._write(items)
             if len(items) < len(batch):
+                if self._spooled:
+                    self._replay()
                 return
+
+    def _replay(self) -> None:
+        """Write spooled rows to the database; if it still refuses, again RETRY_S later."""
+        self._next_replay = time.monotonic() + RETRY_S
+        try:
+            while self.spool is not None and self.spool.replay(self.db):
+                pass
+        except Exception as e:  # noqa: BLE001 - the database still refuses: keep them
+            log.warning("spooled usage rows not written yet: %s", e)
+            return
+        self._spooled = False
 
     def _write(self, items: list[tuple[UsageRecord, Future]]) -> None:
         error = None
@@ -125,10 +156,29 @@ class Meter:
             for item in items:
                 self._write([item])
         else:
-            log.warning("usage %s not recorded: %s", items[0][0].id, error)
+            row, future = items[0]
+            if self._spool(row):
+                future.set_result(None)
+                return
+            log.warning("usage %s not recorded: %s", row.id, error)
             fault = storage_fault(error) or StoreUnavailable(
                 "The request's usage could not be recorded, so the answer was not sent; retry.")
-            items[0][1].set_exception(fault)
+            future.set_exception(fault)
+
+    def _spool(self, row: UsageRecord) -> bool:
+        """Keep a refused row on disk; its cost and tokens count now, as a committed row's do."""
+        if self.spool is None:
+            return False
+        try:
+            with self.commit_lock:
+                self.spool.put(row)
+                for callback in self.on_commit:
+                    callback(row)
+        except Exception as e:  # noqa: BLE001 - then the answer is refused (caller)
+            log.warning("usage %s could not be spooled either: %s", row.id, e)
+            return False
+        self._spooled = True
+        return True
 
 
 def _copy(row: UsageRecord) -> UsageRecord:
