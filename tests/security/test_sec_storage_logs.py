@@ -66,8 +66,8 @@ def test_durable_row_fails_loudly_and_policy_row_is_spooled_then_replayed(store,
     finally:
         subprocess.run(["chattr", "-i", *map(str, frozen)], check=True)
 
-    deadline = time.monotonic() + 30
-    while list(spool.iterdir()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # the writer unlinks the file, then counts it: wait for both
+    while (list(spool.iterdir()) or counted("replayed") < replayed + 1) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert list(spool.iterdir()) == [] and counted("replayed") == replayed + 1
     with db.session() as s:
