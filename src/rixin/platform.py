@@ -17,6 +17,7 @@ from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
 from rixin.data.recipe_store import RecipeStore
 from rixin.evals.job import run_eval
+from rixin.flywheel.export import ExportServices
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.flywheel.turn import Turns
@@ -69,6 +70,8 @@ class Platform:
     review: ReviewQueue = field(init=False)
     turns: Turns = field(init=False)
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
+    # Each room's collaborators, grouped once here: domain functions take these, not the platform.
+    exports: ExportServices = field(init=False)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -87,6 +90,7 @@ class Platform:
         platform = cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
+        platform.exports = ExportServices(db, writer, artifacts, files, platform.datasets)
         platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
         platform.controls = Controls(db)
         return platform

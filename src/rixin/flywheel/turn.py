@@ -22,7 +22,7 @@ from rixin.flywheel.export import export, store
 from rixin.jobs.loop import every
 from rixin.serving.deployments import FlywheelSettings
 from rixin.store.schema import Deployment, FlywheelTurn, utcnow
-from rixin.store.tenancy import Caller, new_id
+from rixin.store.tenancy import Caller, Tenancy, new_id
 
 log = logging.getLogger("rixin.flywheel")
 FINAL = ("promoted", "kept", "failed", "skipped")
@@ -30,9 +30,9 @@ CONSUMED = ("promoted", "kept")  # turns whose feedback window is spent; the nex
 DEFAULT_HP = {"n_epochs": 3, "batch_size": 8, "packing": False}
 
 
-def turn_caller(platform, turn: FlywheelTurn) -> Caller:
+def turn_caller(tenancy: Tenancy, turn: FlywheelTurn) -> Caller:
     """The identity a turn acts as: its project, recorded as "flywheel:<turn>"."""
-    return Caller(turn.project_id, platform.tenancy.project_name(turn.project_id), f"flywheel:{turn.id}", False)
+    return Caller(turn.project_id, tenancy.project_name(turn.project_id), f"flywheel:{turn.id}", False)
 
 
 class Turns:
@@ -109,15 +109,15 @@ class Turns:
         platform = self.platform
         deployment = platform.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
-        caller = turn_caller(platform, turn)
+        caller = turn_caller(platform.tenancy, turn)
         since = self.window_start(turn)
-        out = export(platform, caller, deployment, since=since, write=False)
+        out = export(platform.exports, caller, deployment, since=since, write=False)
         if len(out.supervised) < settings.min_examples:
             return self.save(turn.id, status="skipped", feedback_since=since, feedback_until=out.until,
                              decision={"stage": "done", "export": out.report, "why":
                                        f"{len(out.supervised)} supervised examples from feedback; the turn "
                                        f"needs at least min_examples={settings.min_examples}."})
-        store(platform, caller, deployment, out)
+        store(platform.exports, caller, deployment, out)
         from rixin.train.job import create_job
 
         hp = {**DEFAULT_HP, **settings.hyperparameters}
@@ -142,7 +142,7 @@ class Turns:
         candidate = (job.result or {})["fine_tuned_model"]
         deployment = self.platform.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
-        run = start_run(self.platform, turn_caller(self.platform, turn), models=[turn.current_model, candidate],
+        run = start_run(self.platform, turn_caller(self.platform.tenancy, turn), models=[turn.current_model, candidate],
                         eval_file_id=settings.eval_file_id, graders=settings.graders, name=f"flywheel {turn.id}",
                         max_tokens=settings.eval_max_tokens)
         return self.save(turn.id, candidate_model=candidate, eval_run_id=run.id, job_id=run.job_id,
@@ -151,7 +151,7 @@ class Turns:
     def _evaluating(self, turn: FlywheelTurn) -> FlywheelTurn:
         from rixin.evals.service import get_run
 
-        run = get_run(self.platform, turn_caller(self.platform, turn), turn.eval_run_id)
+        run = get_run(self.platform, turn_caller(self.platform.tenancy, turn), turn.eval_run_id)
         if run.status in ("failed", "cancelled"):
             return self.save(turn.id, status="failed", decision={"stage": "done", "why": f"eval run {run.status}"})
         if run.status != "succeeded":
