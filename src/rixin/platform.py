@@ -9,14 +9,15 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Callable
 
 from rixin.compute.controls import Controls
 from rixin.config import Settings
 from rixin.data.clean import run_clean
 from rixin.data.datasets import Datasets
 from rixin.data.recipe_store import RecipeStore
-from rixin.evals.job import run_eval
+from rixin.evals.job import EvalServices, run_eval
 from rixin.flywheel.export import ExportServices
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
@@ -31,6 +32,7 @@ from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
 from rixin.store.files import Files
 from rixin.store.health import StoreHealth
+from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
@@ -41,11 +43,16 @@ if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loa
 log = logging.getLogger("rixin")
 SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
 
-# Job kind → its handler: the one table of kinds, kept here at the composition root so that
-# jobs/ (generic machinery: rows, claiming, the runner) imports no domain room. A new kind is
-# one line here; the gateway's runner and the CLI's inline runs both read this table.
-JOB_KINDS: dict[str, Handler] = {"clean": run_clean, "eval": run_eval, "fine_tune": run_fine_tune,
-                                 "label": run_label}
+# Job kind → its handler, handed its room's services by the platform: the one table of kinds,
+# kept here at the composition root so that jobs/ (generic machinery: rows, claiming, the
+# runner) imports no domain room and no domain room sees the platform. A new kind is one line
+# here; the gateway's runner reads this table through Platform.job_handlers.
+JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
+    "clean": lambda p, job, report: run_clean(p, job, report),
+    "eval": lambda p, job, report: run_eval(p.evals, job, report),
+    "fine_tune": lambda p, job, report: run_fine_tune(p, job, report),
+    "label": lambda p, job, report: run_label(p, job, report),
+}
 
 
 @dataclass
@@ -72,6 +79,7 @@ class Platform:
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
     # Each room's collaborators, grouped once here: domain functions take these, not the platform.
     exports: ExportServices = field(init=False)
+    evals: EvalServices = field(init=False)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -91,9 +99,14 @@ class Platform:
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         platform.exports = ExportServices(db, writer, artifacts, files, platform.datasets)
+        platform.evals = EvalServices(settings, db, registry, artifacts, files, platform.jobs, platform.work_dir)
         platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
         platform.controls = Controls(db)
         return platform
+
+    def job_handlers(self) -> dict[str, Handler]:
+        """JOB_KINDS bound to this platform: what the job runner calls."""
+        return {kind: partial(handler, self) for kind, handler in JOB_KINDS.items()}
 
     @property
     def work_dir(self):

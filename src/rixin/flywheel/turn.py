@@ -142,16 +142,16 @@ class Turns:
         candidate = (job.result or {})["fine_tuned_model"]
         deployment = self.platform.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
-        run = start_run(self.platform, turn_caller(self.platform.tenancy, turn), models=[turn.current_model, candidate],
-                        eval_file_id=settings.eval_file_id, graders=settings.graders, name=f"flywheel {turn.id}",
-                        max_tokens=settings.eval_max_tokens)
+        run = start_run(self.platform.evals, turn_caller(self.platform.tenancy, turn),
+                        models=[turn.current_model, candidate], eval_file_id=settings.eval_file_id,
+                        graders=settings.graders, name=f"flywheel {turn.id}", max_tokens=settings.eval_max_tokens)
         return self.save(turn.id, candidate_model=candidate, eval_run_id=run.id, job_id=run.job_id,
                          decision={"stage": "evaluating"})
 
     def _evaluating(self, turn: FlywheelTurn) -> FlywheelTurn:
         from rixin.evals.service import get_run
 
-        run = get_run(self.platform, turn_caller(self.platform.tenancy, turn), turn.eval_run_id)
+        run = get_run(self.platform.evals, turn_caller(self.platform.tenancy, turn), turn.eval_run_id)
         if run.status in ("failed", "cancelled"):
             return self.save(turn.id, status="failed", decision={"stage": "done", "why": f"eval run {run.status}"})
         if run.status != "succeeded":
