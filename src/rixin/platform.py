@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from rixin.compute.controls import Controls
 from rixin.config import Settings
-from rixin.data.clean import run_clean
+from rixin.data.clean import CleanServices, run_clean
 from rixin.data.datasets import Datasets
 from rixin.data.recipe_store import RecipeStore
 from rixin.evals.job import EvalServices, run_eval
@@ -24,7 +24,7 @@ from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.flywheel.turn import Turns
 from rixin.jobs.runner import Handler
 from rixin.jobs.store import JobStore
-from rixin.label.job import run_label
+from rixin.label.job import LabelServices, run_label
 from rixin.label.review import ReviewQueue
 from rixin.models.registry import Registry
 from rixin.serving.deployments import Deployments
@@ -48,10 +48,10 @@ SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers ki
 # runner) imports no domain room and no domain room sees the platform. A new kind is one line
 # here; the gateway's runner reads this table through Platform.job_handlers.
 JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
-    "clean": lambda p, job, report: run_clean(p, job, report),
+    "clean": lambda p, job, report: run_clean(p.cleaning, job, report),
     "eval": lambda p, job, report: run_eval(p.evals, job, report),
     "fine_tune": lambda p, job, report: run_fine_tune(p, job, report),
-    "label": lambda p, job, report: run_label(p, job, report),
+    "label": lambda p, job, report: run_label(p.labeling, job, report),
 }
 
 
@@ -80,6 +80,8 @@ class Platform:
     # Each room's collaborators, grouped once here: domain functions take these, not the platform.
     exports: ExportServices = field(init=False)
     evals: EvalServices = field(init=False)
+    cleaning: CleanServices = field(init=False)
+    labeling: LabelServices = field(init=False)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -98,9 +100,13 @@ class Platform:
         platform = cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
-        platform.exports = ExportServices(db, writer, artifacts, files, platform.datasets)
-        platform.evals = EvalServices(settings, db, registry, artifacts, files, platform.jobs, platform.work_dir)
-        platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
+        jobs, datasets, work_dir = platform.jobs, platform.datasets, platform.work_dir
+        platform.review = ReviewQueue(db, datasets, jobs, artifacts)
+        platform.exports = ExportServices(db, writer, artifacts, files, datasets)
+        platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)
+        platform.cleaning = CleanServices(datasets, platform.recipes, artifacts, jobs, work_dir)
+        platform.labeling = LabelServices(settings, db, registry, artifacts, datasets, jobs, platform.review, work_dir)
+        platform.turns = Turns(platform)
         platform.controls = Controls(db)
         return platform
 
