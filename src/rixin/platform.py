@@ -36,6 +36,7 @@ from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
+from rixin.train.services import TrainServices
 
 if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loads Ray
     from rixin.serving.pool import EnginePool
@@ -50,7 +51,7 @@ SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers ki
 JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
     "clean": lambda p, job, report: run_clean(p.cleaning, job, report),
     "eval": lambda p, job, report: run_eval(p.evals, job, report),
-    "fine_tune": lambda p, job, report: run_fine_tune(p, job, report),
+    "fine_tune": lambda p, job, report: run_fine_tune(p.training, job, report),
     "label": lambda p, job, report: run_label(p.labeling, job, report),
 }
 
@@ -72,16 +73,17 @@ class Platform:
     feedback: FeedbackStore
     recipes: RecipeStore
     storage: StoreHealth  # whether the store takes writes (for /health)
-    # The services that take the platform itself (they reach several of the above), set by
-    # open() right after the rest; built once, like every other service here.
+    # The services built from the above, set by open() right after the rest; built once, like
+    # every other service here. The *Services are a room's collaborators grouped: its domain
+    # functions take these, never the platform.
     review: ReviewQueue = field(init=False)
     turns: Turns = field(init=False)
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
-    # Each room's collaborators, grouped once here: domain functions take these, not the platform.
     exports: ExportServices = field(init=False)
     evals: EvalServices = field(init=False)
     cleaning: CleanServices = field(init=False)
     labeling: LabelServices = field(init=False)
+    training: TrainServices = field(init=False)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -106,7 +108,9 @@ class Platform:
         platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)
         platform.cleaning = CleanServices(datasets, platform.recipes, artifacts, jobs, work_dir)
         platform.labeling = LabelServices(settings, db, registry, artifacts, datasets, jobs, platform.review, work_dir)
-        platform.turns = Turns(platform)
+        platform.training = TrainServices(settings, platform.tenancy, registry, artifacts, files, jobs,
+                                          platform.events, work_dir)
+        platform.turns = Turns(db, platform.deployments, platform.exports, platform.training, platform.evals)
         platform.controls = Controls(db)
         return platform
 

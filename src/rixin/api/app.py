@@ -48,7 +48,7 @@ def create_app(platform: Platform) -> FastAPI:
                  asyncio.create_task(JobRunner(platform.jobs, platform.events, platform.job_handlers(),
                                                concurrency=platform.settings.job_slots,
                                                per_project=platform.settings.max_running_jobs_per_project).loop())]
-        tasks.append(asyncio.create_task(TurnDriver(platform).loop()))  # flywheel turns: state in their rows
+        tasks.append(asyncio.create_task(TurnDriver(platform.turns).loop()))  # flywheel turns: state in their rows
         yield
         for task in tasks:
             task.cancel()
