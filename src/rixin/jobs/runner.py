@@ -31,7 +31,7 @@ class Events(Protocol):
 
 
 def run_job(jobs: JobStore, job: Job, handlers: dict[str, Handler]) -> Job:
-    """Run one claimed job to a final state; used by the gateway runner and by the CLI."""
+    """Run one claimed job to a final state; used by the gateway runner and by evals' run_inline."""
 
     def report(**values) -> None:
         jobs.progress(job.id, **values)
