@@ -170,8 +170,8 @@ class Turns:
             return self.save(turn.id, status="kept", decision={"stage": "done", **verdict})
         try:
             self.deployments.switch(deployment.id, turn.candidate_model, action="promote",
-                                             actor=f"flywheel:{turn.id}", reason=verdict["why"],
-                                             expect_model=turn.current_model)
+                                    actor=f"flywheel:{turn.id}", reason=verdict["why"],
+                                    expect_model=turn.current_model)
         except Conflict as e:
             return self.save(turn.id, status="kept", decision={"stage": "done", **verdict, "promote": False,
                                                                "why": e.message})

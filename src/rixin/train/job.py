@@ -25,10 +25,10 @@ from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
 from rixin.train.config import METHODS, Hyperparameters, TrainConfig
-from rixin.train.events import JobEvents
-from rixin.train.services import TrainServices
 from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
                                  STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
+from rixin.train.events import JobEvents
+from rixin.train.services import TrainServices
 
 SUFFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FILE_FORMATS = {"supervised": "supervised", "dpo": "dpo", "continued_pretraining": "continued_pretraining"}
@@ -84,7 +84,8 @@ def validate_files(artifacts: ArtifactStore, params: dict, method: str) -> dict 
 
 def create_job(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
                validation_file_id: str | None, suffix: str | None, seed: int | None, method: dict | None,
-               hyperparameters: dict | None, metadata: dict | None, priority: int = 0, resources: dict | None = None) -> Job:
+               hyperparameters: dict | None, metadata: dict | None, priority: int = 0,
+               resources: dict | None = None) -> Job:
     row = services.registry.get(model, caller, kind="chat")
     kind, hp = parse_method(method, hyperparameters)
     if suffix is not None and not SUFFIX.match(suffix):
