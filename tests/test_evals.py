@@ -257,7 +257,7 @@ class CountingEngine:
 
 
 def project_caller(platform, project: str):
-    """An admin caller of `project` (created if needed), for job code run in this process."""
+    """A caller of `project` acting in-process (the CLI's own helper went with cli/client.py)."""
     from rixin.store.tenancy import Caller
 
     proj = platform.tenancy.ensure_project(project)
@@ -265,10 +265,7 @@ def project_caller(platform, project: str):
 
 
 def upload_local(platform, caller, path, purpose: str):
-    """A file object of the project from a local file, stored as the upload route stores it."""
-    with path.open("rb") as f, platform.artifacts.writer(limit=platform.settings.max_file_bytes) as sink:
-        sink.write(f.read())
-        sha256, size = sink.commit()
+    sha256, size = platform.artifacts.put_bytes(path.read_bytes())
     return platform.files.record(caller, filename=path.name, purpose=purpose, sha256=sha256, size=size)
 
 
@@ -285,27 +282,27 @@ def test_a_crashed_run_resumes_without_redoing_finished_shards(tmp_path, monkeyp
     rows = [{"input": f"word {i}", "ideal": f"WORD {i}"} for i in range(5)]
     (tmp_path / "set.jsonl").write_bytes(jsonl(rows))
     file_id = upload_local(platform, caller, tmp_path / "set.jsonl", purpose="evals").id
-    run = start_run(platform, caller, models=[CHAT, {"model": CHAT, "name": "b", "system": "s"}],
+    run = start_run(platform.evals, caller, models=[CHAT, {"model": CHAT, "name": "b", "system": "s"}],
                     eval_file_id=file_id, graders=[{"type": "exact_match"}], max_tokens=4)
     monkeypatch.setattr(job_module, "SHARD_SIZE", 2)  # 3 shards per model
     engine = CountingEngine(die_at=4)  # dies inside model a's second shard
     monkeypatch.setattr(remote, "connect", lambda *a, **k: engine)
     job = platform.jobs.claim(run.job_id)
     with pytest.raises(KeyboardInterrupt):
-        job_module.run_eval(platform, job, lambda **values: platform.jobs.progress(job.id, **values))
+        job_module.run_eval(platform.evals, job, lambda **values: platform.jobs.progress(job.id, **values))
     shards = platform.work_dir / job.id / "shards"
     assert sorted(p.name for p in shards.glob("*.done")) == ["m0-00000.done"]
-    assert get_run(platform, caller, run.id).status == "running"
+    assert get_run(platform.evals, caller, run.id).status == "running"
 
     engine = CountingEngine()
     monkeypatch.setattr(remote, "connect", lambda *a, **k: engine)
-    result = job_module.run_eval(platform, job, lambda **values: platform.jobs.progress(job.id, **values))
+    result = job_module.run_eval(platform.evals, job, lambda **values: platform.jobs.progress(job.id, **values))
     assert engine.calls == 2 * len(rows) - 2  # the finished shard was not generated again
     assert platform.jobs.get(None, job.id).progress["shards_skipped"] == 1
-    run = get_run(platform, caller, run.id)
+    run = get_run(platform.evals, caller, run.id)
     assert run.status == "succeeded" and result["n"] == len(rows)
     assert run.summary["models"][CHAT]["mean"] == 1.0 and run.summary["models"]["b"]["mean"] == 1.0
-    items, _ = run_items(platform, caller, run.id)
+    items, _ = run_items(platform.evals, caller, run.id)
     assert [it["outputs"]["b"]["output"] for it in items] == [f"WORD {i}" for i in range(len(rows))]
     assert run.summary["diff"]["ties"] == len(rows)
 
@@ -321,8 +318,8 @@ def test_run_inline_runs_the_job_in_this_thread(tmp_path, monkeypatch):
     caller = project_caller(platform, "inline")
     (tmp_path / "set.jsonl").write_bytes(jsonl([{"input": "abc", "ideal": "ABC"}, {"input": "x", "ideal": "no"}]))
     file_id = upload_local(platform, caller, tmp_path / "set.jsonl", purpose="evals").id
-    run = start_run(platform, caller, models=[CHAT], eval_file_id=file_id, graders=[{"type": "exact_match"}])
+    run = start_run(platform.evals, caller, models=[CHAT], eval_file_id=file_id, graders=[{"type": "exact_match"}])
     monkeypatch.setattr(remote, "connect", lambda *a, **k: CountingEngine())
-    run = run_inline(platform, caller, run.id)
+    run = run_inline(platform.evals, caller, run.id)
     assert run.status == "succeeded" and run.summary["models"][CHAT]["mean"] == 0.5
     assert platform.jobs.get(None, run.job_id).status == "succeeded"

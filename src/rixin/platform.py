@@ -9,20 +9,22 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Callable
 
 from rixin.compute.controls import Controls
 from rixin.config import Settings
-from rixin.data.clean import run_clean
+from rixin.data.clean import CleanServices, run_clean
 from rixin.data.datasets import Datasets
 from rixin.data.recipe_store import RecipeStore
-from rixin.evals.job import run_eval
+from rixin.evals.job import EvalServices, run_eval
+from rixin.flywheel.export import ExportServices
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.flywheel.turn import Turns
 from rixin.jobs.runner import Handler
 from rixin.jobs.store import JobStore
-from rixin.label.job import run_label
+from rixin.label.job import LabelServices, run_label
 from rixin.label.review import ReviewQueue
 from rixin.models.registry import Registry
 from rixin.serving.deployments import Deployments
@@ -30,9 +32,11 @@ from rixin.store.artifacts import ArtifactStore, sweep_unowned
 from rixin.store.db import Database
 from rixin.store.files import Files
 from rixin.store.health import StoreHealth
+from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
+from rixin.train.services import TrainServices
 
 if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loads Ray
     from rixin.serving.pool import EnginePool
@@ -40,11 +44,16 @@ if TYPE_CHECKING:  # imported when Ray starts (start_compute): the CLI never loa
 log = logging.getLogger("rixin")
 SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers killed meanwhile
 
-# Job kind → its handler: the one table of kinds, kept here at the composition root so that
-# jobs/ (generic machinery: rows, claiming, the runner) imports no domain room. A new kind is
-# one line here; the gateway's runner and the CLI's inline runs both read this table.
-JOB_KINDS: dict[str, Handler] = {"clean": run_clean, "eval": run_eval, "fine_tune": run_fine_tune,
-                                 "label": run_label}
+# Job kind → its handler, handed its room's services by the platform: the one table of kinds,
+# kept here at the composition root so that jobs/ (generic machinery: rows, claiming, the
+# runner) imports no domain room and no domain room sees the platform. A new kind is one line
+# here; the gateway's runner reads this table through Platform.job_handlers.
+JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
+    "clean": lambda p, job, report: run_clean(p.cleaning, job, report),
+    "eval": lambda p, job, report: run_eval(p.evals, job, report),
+    "fine_tune": lambda p, job, report: run_fine_tune(p.training, job, report),
+    "label": lambda p, job, report: run_label(p.labeling, job, report),
+}
 
 
 @dataclass
@@ -64,11 +73,17 @@ class Platform:
     feedback: FeedbackStore
     recipes: RecipeStore
     storage: StoreHealth  # whether the store takes writes (for /health)
-    # The services that take the platform itself (they reach several of the above), set by
-    # open() right after the rest; built once, like every other service here.
+    # The services built from the above, set by open() right after the rest; built once, like
+    # every other service here. The *Services are a room's collaborators grouped: its domain
+    # functions take these, never the platform.
     review: ReviewQueue = field(init=False)
     turns: Turns = field(init=False)
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
+    exports: ExportServices = field(init=False)
+    evals: EvalServices = field(init=False)
+    cleaning: CleanServices = field(init=False)
+    labeling: LabelServices = field(init=False)
+    training: TrainServices = field(init=False)
     pool: EnginePool | None = None  # once Ray is up (start_compute)
     ready: bool = False
     ready_error: str | None = None
@@ -87,9 +102,21 @@ class Platform:
         platform = cls(settings, db, Tenancy(db), registry, artifacts, files, Datasets(db, artifacts, files),
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
-        platform.review, platform.turns = ReviewQueue(platform), Turns(platform)
+        jobs, datasets, work_dir = platform.jobs, platform.datasets, platform.work_dir
+        platform.review = ReviewQueue(db, datasets, jobs, artifacts)
+        platform.exports = ExportServices(db, writer, artifacts, files, datasets)
+        platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)
+        platform.cleaning = CleanServices(datasets, platform.recipes, artifacts, jobs, work_dir)
+        platform.labeling = LabelServices(settings, db, registry, artifacts, datasets, jobs, platform.review, work_dir)
+        platform.training = TrainServices(settings, platform.tenancy, registry, artifacts, files, jobs,
+                                          platform.events, work_dir)
+        platform.turns = Turns(db, platform.deployments, platform.exports, platform.training, platform.evals)
         platform.controls = Controls(db, spool_dir=settings.data_dir / "spool" / "usage")
         return platform
+
+    def job_handlers(self) -> dict[str, Handler]:
+        """JOB_KINDS bound to this platform: what the job runner calls."""
+        return {kind: partial(handler, self) for kind, handler in JOB_KINDS.items()}
 
     @property
     def work_dir(self):

@@ -35,7 +35,6 @@ from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
 from rixin.console.router import router as console_router
 from rixin.flywheel.turn import TurnDriver
-from rixin.platform import JOB_KINDS as HANDLERS
 from rixin.jobs.runner import JobRunner
 from rixin.platform import Platform
 
@@ -46,10 +45,10 @@ def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tasks = [asyncio.create_task(warm_up(platform)),
-                 asyncio.create_task(JobRunner(platform, platform.jobs, HANDLERS,
+                 asyncio.create_task(JobRunner(platform.jobs, platform.events, platform.job_handlers(),
                                                concurrency=platform.settings.job_slots,
                                                per_project=platform.settings.max_running_jobs_per_project).loop())]
-        tasks.append(asyncio.create_task(TurnDriver(platform).loop()))  # flywheel turns: state in their rows
+        tasks.append(asyncio.create_task(TurnDriver(platform.turns).loop()))  # flywheel turns: state in their rows
         yield
         for task in tasks:
             task.cancel()

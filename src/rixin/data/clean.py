@@ -16,36 +16,51 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rixin.data.blocks import Doc, apply_blocks
+from rixin.data.datasets import Datasets
+from rixin.data.recipe_store import RecipeStore
 from rixin.data.records import iter_jsonl, text_fields
 from rixin.data.recipe import Recipe, build_blocks, parse_recipe, rule_for, text_transforms
 from rixin.data.report import Report
 from rixin.errors import InvalidRequest
 from rixin.jobs.shards import (Resume, finish_once, mark_done, remove_shards, resume, shard_name, shard_path,
                                split_records)
-from rixin.store.artifacts import atomic_write
+from rixin.jobs.store import JobStore
+from rixin.store.artifacts import ArtifactStore, atomic_write
 from rixin.store.schema import DatasetVersion, Job
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 2000
 
 
-def submit_clean(platform, caller: Caller, dataset_id: str, version: int | None, recipe: str | dict | None,
-                 *, shard_size: int = SHARD_SIZE) -> Job:
+@dataclass(frozen=True)
+class CleanServices:
+    """What cleaning jobs use; built once in platform.py. `work_dir`: where jobs keep shards."""
+
+    datasets: Datasets
+    recipes: RecipeStore
+    artifacts: ArtifactStore
+    jobs: JobStore
+    work_dir: Path
+
+
+def submit_clean(services: CleanServices, caller: Caller, dataset_id: str, version: int | None,
+                 recipe: str | dict | None, *, shard_size: int = SHARD_SIZE) -> Job:
     """Validate and queue a cleaning job. `recipe` is a
     packaged name, a stored recipe's id or name, a recipe mapping, or None (chosen from the
     dataset's kind); see recipe_store.py."""
-    source = platform.datasets.version(caller, dataset_id, version)
-    resolved = platform.recipes.resolve(caller, recipe, source, platform.artifacts)
+    source = services.datasets.version(caller, dataset_id, version)
+    resolved = services.recipes.resolve(caller, recipe, source, services.artifacts)
     params = {"dataset_id": dataset_id, "version": source.version,
               "recipe": resolved.recipe.model_dump(mode="json"), "recipe_name": resolved.name,
               "recipe_source": resolved.describe(), "shard_size": shard_size}
-    return platform.jobs.create(caller, "clean", params)
+    return services.jobs.create(caller, "clean", params)
 
 
 # ---------------------------------------------------------------------- one record, one shard
@@ -118,23 +133,24 @@ def split_into_shards(source: Path, work: Path, shard_size: int) -> int:
     return split_records(iter_jsonl(source), work, shard_size)
 
 
-def shard_source(platform, job: Job) -> tuple[DatasetVersion, Path, int, Resume]:
+def shard_source(datasets: Datasets, artifacts: ArtifactStore, work_dir: Path, job: Job
+                 ) -> tuple[DatasetVersion, Path, int, Resume]:
     """The start of a job over a dataset version (cleaning, labeling): the version, read as the
     job's project; the job's work dir, holding the version split into shards; where it stands."""
     caller = Caller(job.project_id, "", "", False)
-    source = platform.datasets.version(caller, job.params["dataset_id"], job.params["version"])
-    work = platform.work_dir / job.id
-    total = split_into_shards(platform.artifacts.path(source.sha256), work, job.params["shard_size"])
+    source = datasets.version(caller, job.params["dataset_id"], job.params["version"])
+    work = work_dir / job.id
+    total = split_into_shards(artifacts.path(source.sha256), work, job.params["shard_size"])
     return source, work, total, resume(work, [shard_name(i) for i in range(total)])
 
 
-def run_clean(platform, job: Job, report) -> dict:
+def run_clean(services: CleanServices, job: Job, report) -> dict:
     """Job handler: per-document blocks on Ray Data, then dedup, then the new version."""
     import ray
 
     params = job.params
     recipe = parse_recipe(params["recipe"])
-    source, work, total, state = shard_source(platform, job)
+    source, work, total, state = shard_source(services.datasets, services.artifacts, services.work_dir, job)
     report(stage="clean", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            records_total=source.records)
     if state.todo:
@@ -145,9 +161,9 @@ def run_clean(platform, job: Job, report) -> dict:
 
     def create_version() -> dict:
         report(stage="dedup")
-        sha256, kept, merged = dedup_and_write(platform.artifacts, work, total, recipe)
+        sha256, kept, merged = dedup_and_write(services.artifacts, work, total, recipe)
         used = params.get("recipe_source") or {"name": params["recipe_name"]}
-        version = platform.datasets.add_version(
+        version = services.datasets.add_version(
             source.dataset_id, source, "clean", {"recipe": params["recipe_name"], "recipe_source": used,
                                                  "job_id": job.id, "recipe_settings": params["recipe"]},
             sha256, kept, source.format, {"recipe": used, **merged})

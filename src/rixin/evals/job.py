@@ -15,8 +15,10 @@ requests), so parallel tasks would only queue on it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from rixin.config import Settings
 from rixin.engines.base import GenerateRequest, SamplingParams
 from rixin.errors import ContextLengthExceeded
 from rixin.evals.compare import summarise
@@ -24,11 +26,29 @@ from rixin.evals.evalset import EvalItem, load_items
 from rixin.evals.graders import build_grader, parse_graders
 from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.jobs.shards import finish_once, finished, remove_shards, resume, run_shards, shard_name, shard_path
-from rixin.store.artifacts import atomic_write
+from rixin.jobs.store import JobStore
+from rixin.models.registry import Registry
+from rixin.store.artifacts import ArtifactStore, atomic_write
+from rixin.store.db import Database
+from rixin.store.files import Files
 from rixin.store.schema import EvalRun, Job, utcnow
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 25  # items per (model, shard): the unit of resume
+
+
+@dataclass(frozen=True)
+class EvalServices:
+    """What eval runs and their job use; built once in platform.py. `work_dir`: where jobs
+    keep their resumable shards; `registry` and `settings` start the engines."""
+
+    settings: Settings
+    db: Database
+    registry: Registry
+    artifacts: ArtifactStore
+    files: Files
+    jobs: JobStore
+    work_dir: Path
 
 
 def model_shard(m: int, s: int) -> str:
@@ -67,45 +87,45 @@ def run_shard(path: Path, items: list[EvalItem], engine, graders, max_tokens: in
     return len(items)
 
 
-def _items(platform, params: dict, caller: Caller, work: Path) -> list[EvalItem]:
+def _items(files: Files, params: dict, caller: Caller, work: Path) -> list[EvalItem]:
     copy = work / "items.jsonl"
     if not copy.exists():
-        row = platform.files.get(caller, params["eval_file_id"])
-        items = load_items(platform.files.path(row), f"file {row.id}")
+        row = files.get(caller, params["eval_file_id"])
+        items = load_items(files.path(row), f"file {row.id}")
         atomic_write(copy, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n" for i in items).encode())
     return [EvalItem(**d) for d in iter_jsonl(copy)]
 
 
-def _set_run(platform, run_id: str, **values) -> None:
-    with platform.db.session() as s:
+def _set_run(db: Database, run_id: str, **values) -> None:
+    with db.session() as s:
         run = s.get(EvalRun, run_id)
         for key, value in values.items():
             setattr(run, key, value)
 
 
-def run_eval(platform, job: Job, report) -> dict:
+def run_eval(services: EvalServices, job: Job, report) -> dict:
     """Job handler (see module doc)."""
     params = job.params
     caller = Caller(job.project_id, "", "", False)
-    work = platform.work_dir / job.id
+    work = services.work_dir / job.id
     done = finished(work)
     if done is not None:  # resumed after the results were stored (and the shards removed)
         return done
     (work / "shards").mkdir(parents=True, exist_ok=True)
-    _set_run(platform, params["run_id"], status="running")
-    items = _items(platform, params, caller, work)
+    _set_run(services.db, params["run_id"], status="running")
+    items = _items(services.files, params, caller, work)
     variants, configs = params["models"], parse_graders(params["graders"])
-    shard_count = generate_shards(platform, caller, params, work, items, configs, report)
+    shard_count = generate_shards(services, caller, params, work, items, configs, report)
 
     def create_outputs() -> dict:
         report(stage="summarise")
         models = [v["name"] for v in variants]
         merged = merge(work, items, models, shard_count)
         summary = summarise(merged, models, [c.label for c in configs])
-        with platform.artifacts.writer() as sink:
+        with services.artifacts.writer() as sink:
             write_jsonl(merged, sink)
             sha256, _ = sink.commit()
-        _set_run(platform, params["run_id"], status="succeeded", summary=summary, results_sha256=sha256,
+        _set_run(services.db, params["run_id"], status="succeeded", summary=summary, results_sha256=sha256,
                  finished_at=utcnow())
         return {"eval_run_id": params["run_id"], "results_sha256": sha256, "n": len(items)}
 
@@ -115,7 +135,7 @@ def run_eval(platform, job: Job, report) -> dict:
     return result
 
 
-def generate_shards(platform, caller: Caller, params: dict, work: Path, items: list[EvalItem], configs,
+def generate_shards(services, caller: Caller, params: dict, work: Path, items: list[EvalItem], configs,
                     report) -> int:
     """Generate and grade every (model, shard) not done yet; returns the shards per model."""
     from rixin.serving.client import connect
@@ -133,7 +153,7 @@ def generate_shards(platform, caller: Caller, params: dict, work: Path, items: l
 
     def engine(model_id: str, kind: str):
         if (model_id, kind) not in engines:
-            engines[model_id, kind] = connect(platform, model_id, caller, kind)
+            engines[model_id, kind] = connect(services.registry, services.settings, model_id, caller, kind)
         return engines[model_id, kind]
 
     graders = [build_grader(c, engine) for c in configs]

@@ -19,15 +19,32 @@ from datetime import datetime
 from sqlalchemy import select
 
 from rixin.data.blocks import Doc, apply_blocks
+from rixin.data.datasets import Datasets
 from rixin.data.dedup import exact_duplicates, normalized_hash
 from rixin.data.recipe import Recipe, build_blocks
 from rixin.data.records import write_jsonl
+from rixin.flywheel.logs import LogWriter
 from rixin.serving.deployments import FlywheelSettings
+from rixin.store.artifacts import ArtifactStore
+from rixin.store.db import Database
+from rixin.store.files import Files
 from rixin.store.schema import Dataset, Deployment, Feedback, RequestLog, utcnow
 from rixin.store.tenancy import Caller, new_id
 
 RECIPE = Recipe(name="flywheel-export", steps=["normalize", "pii", "exact_dedup"])
 ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class ExportServices:
+    """What an export reads (acknowledged logs, feedback) and writes (files, a dataset
+    version); built once in platform.py."""
+
+    db: Database
+    log_writer: LogWriter
+    artifacts: ArtifactStore
+    files: Files
+    datasets: Datasets
 
 
 @dataclass
@@ -126,10 +143,10 @@ def clean(rows: list[dict], counts: Counter) -> list[dict]:
     return [e for i, e in enumerate(kept) if i not in dropped]
 
 
-def feedback_pairs(platform, caller: Caller, deployment: Deployment, since: datetime | None,
-                   until: datetime) -> list[tuple[Feedback, RequestLog]]:
-    platform.log_writer.flush()
-    with platform.db.session() as s:
+def feedback_pairs(db: Database, log_writer: LogWriter, caller: Caller, deployment: Deployment,
+                   since: datetime | None, until: datetime) -> list[tuple[Feedback, RequestLog]]:
+    log_writer.flush()
+    with db.session() as s:
         q = (select(Feedback, RequestLog).join(RequestLog, RequestLog.id == Feedback.log_id)
              .where(Feedback.project_id == caller.project_id, RequestLog.project_id == caller.project_id,
                     RequestLog.deployment_id == deployment.id, Feedback.created_at <= until))
@@ -138,45 +155,45 @@ def feedback_pairs(platform, caller: Caller, deployment: Deployment, since: date
         return [(fb, log) for fb, log in s.execute(q.order_by(Feedback.created_at, Feedback.id))]
 
 
-def export(platform, caller: Caller, deployment: Deployment, *, since: datetime | None = None,
+def export(services: ExportServices, caller: Caller, deployment: Deployment, *, since: datetime | None = None,
            until: datetime | None = None, write: bool = True) -> Exported:
     """Export feedback given in (since, until] on `deployment`'s logs; with `write`, store a
     dataset version (dataset `flywheel-<name>`) and fine-tune files of what is left."""
     settings = FlywheelSettings.model_validate(deployment.flywheel or {})
     until = until or utcnow()
     counts: Counter = Counter()
-    pairs = feedback_pairs(platform, caller, deployment, since, until)
+    pairs = feedback_pairs(services.db, services.log_writer, caller, deployment, since, until)
     counts["feedback"] = len(pairs)
     supervised, preference = examples(pairs, settings, counts)
     out = Exported(clean(supervised, counts), clean(preference, counts), until=until)
     out.report = {"counts": dict(counts), "since": since.isoformat() if since else None,
                   "until": until.isoformat(), "recipe": RECIPE.model_dump(mode="json", include={"name", "steps"})}
     if write:
-        store(platform, caller, deployment, out)
+        store(services, caller, deployment, out)
     return out
 
 
-def store(platform, caller: Caller, deployment: Deployment, out: Exported) -> None:
+def store(services: ExportServices, caller: Caller, deployment: Deployment, out: Exported) -> None:
     """Write the fine-tune files and the dataset version of `out` (nothing when it is empty)."""
     if not (out.supervised or out.preference):
         return
     stamp = out.until.strftime("%Y%m%dT%H%M%S")
     for kind, rows in (("supervised", out.supervised), ("preference", out.preference)):
         if rows:
-            sha256, size = platform.artifacts.put_bytes(b"".join(_line(r) for r in rows))
-            row = platform.files.record(caller, filename=f"{deployment.name}-{kind}-{stamp}.jsonl",
+            sha256, size = services.artifacts.put_bytes(b"".join(_line(r) for r in rows))
+            row = services.files.record(caller, filename=f"{deployment.name}-{kind}-{stamp}.jsonl",
                                         purpose="fine-tune", sha256=sha256, size=size)
             setattr(out, f"{kind}_file_id", row.id)
     records = [{"id": f"{deployment.name}:{stamp}:{i}", **r, "meta": {"kind": kind}}
                for i, (kind, r) in enumerate([("supervised", r) for r in out.supervised]
                                              + [("preference", r) for r in out.preference])]
-    dataset = _dataset(platform, caller, f"flywheel-{deployment.name}")
-    versions = platform.datasets.versions(caller, dataset.id)
-    with platform.artifacts.writer() as sink:
+    dataset = _dataset(services.db, caller, f"flywheel-{deployment.name}")
+    versions = services.datasets.versions(caller, dataset.id)
+    with services.artifacts.writer() as sink:
         count = write_jsonl(records, sink)
         sha256, _ = sink.commit()
     fmt = "chat" if not out.preference else ("preference" if not out.supervised else "mixed")
-    version = platform.datasets.add_version(
+    version = services.datasets.add_version(
         dataset.id, versions[-1] if versions else None, "flywheel-export",
         {"deployment": deployment.name, "files": [f for f in (out.supervised_file_id, out.preference_file_id) if f]},
         sha256, count, fmt, out.report)
@@ -187,8 +204,8 @@ def _line(row: dict) -> bytes:
     return json.dumps(row, ensure_ascii=False).encode() + b"\n"
 
 
-def _dataset(platform, caller: Caller, name: str) -> Dataset:
-    with platform.db.session() as s:
+def _dataset(db: Database, caller: Caller, name: str) -> Dataset:
+    with db.session() as s:
         row = s.scalar(select(Dataset).where(Dataset.project_id == caller.project_id, Dataset.name == name))
         if row is None:
             row = Dataset(id=new_id("ds"), project_id=caller.project_id, name=name)

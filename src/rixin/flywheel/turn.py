@@ -18,11 +18,14 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from rixin.errors import Conflict, InvalidRequest, NotFound, RixinError
-from rixin.flywheel.export import export, store
+from rixin.evals.job import EvalServices
+from rixin.flywheel.export import ExportServices, export, store
 from rixin.jobs.loop import every
-from rixin.serving.deployments import FlywheelSettings
+from rixin.serving.deployments import Deployments, FlywheelSettings
+from rixin.store.db import Database
 from rixin.store.schema import Deployment, FlywheelTurn, utcnow
-from rixin.store.tenancy import Caller, new_id
+from rixin.store.tenancy import Caller, Tenancy, new_id
+from rixin.train.services import TrainServices
 
 log = logging.getLogger("rixin.flywheel")
 FINAL = ("promoted", "kept", "failed", "skipped")
@@ -30,14 +33,19 @@ CONSUMED = ("promoted", "kept")  # turns whose feedback window is spent; the nex
 DEFAULT_HP = {"n_epochs": 3, "batch_size": 8, "packing": False}
 
 
-def turn_caller(platform, turn: FlywheelTurn) -> Caller:
+def turn_caller(tenancy: Tenancy, turn: FlywheelTurn) -> Caller:
     """The identity a turn acts as: its project, recorded as "flywheel:<turn>"."""
-    return Caller(turn.project_id, platform.tenancy.project_name(turn.project_id), f"flywheel:{turn.id}", False)
+    return Caller(turn.project_id, tenancy.project_name(turn.project_id), f"flywheel:{turn.id}", False)
 
 
 class Turns:
-    def __init__(self, platform):
-        self.platform, self.db = platform, platform.db
+    """A turn's sub-jobs are a fine-tune job and an eval run: `training` and `evals` are their
+    rooms' services (the fine-tune job, the turn's caller and the eval file are read through
+    `training`'s jobs, tenancy and files)."""
+
+    def __init__(self, db: Database, deployments: Deployments, exports: ExportServices, training: TrainServices,
+                 evals: EvalServices):
+        self.db, self.deployments, self.exports, self.training, self.evals = db, deployments, exports, training, evals
 
     def start(self, caller: Caller, deployment: Deployment) -> FlywheelTurn:
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
@@ -45,7 +53,7 @@ class Turns:
             raise InvalidRequest(f"Deployment {deployment.name!r} has no eval set: set flywheel.eval_file_id "
                                  "and flywheel.graders (POST /v1/deployments/{name}) before a turn.",
                                  param="flywheel.eval_file_id", code="no_eval_set")
-        self.platform.files.get(caller, settings.eval_file_id)  # 404 now rather than mid-turn
+        self.training.files.get(caller, settings.eval_file_id)  # 404 now rather than mid-turn
         with self.db.session() as s:
             running = s.scalar(select(FlywheelTurn.id).where(FlywheelTurn.deployment_id == deployment.id,
                                                              FlywheelTurn.status == "running"))
@@ -106,24 +114,23 @@ class Turns:
             return self.save(turn.id, status="failed", decision={"why": f"{stage}: {e.message}"})
 
     def _export(self, turn: FlywheelTurn) -> FlywheelTurn:
-        platform = self.platform
-        deployment = platform.deployments.by_id(turn.deployment_id)
+        deployment = self.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
-        caller = turn_caller(platform, turn)
+        caller = turn_caller(self.training.tenancy, turn)
         since = self.window_start(turn)
-        out = export(platform, caller, deployment, since=since, write=False)
+        out = export(self.exports, caller, deployment, since=since, write=False)
         if len(out.supervised) < settings.min_examples:
             return self.save(turn.id, status="skipped", feedback_since=since, feedback_until=out.until,
                              decision={"stage": "done", "export": out.report, "why":
                                        f"{len(out.supervised)} supervised examples from feedback; the turn "
                                        f"needs at least min_examples={settings.min_examples}."})
-        store(platform, caller, deployment, out)
+        store(self.exports, caller, deployment, out)
         from rixin.train.job import create_job
 
         hp = {**DEFAULT_HP, **settings.hyperparameters}
         suffix = re.sub(r"[^A-Za-z0-9_-]", "-", f"fw-{deployment.name}")[:64]
-        job = create_job(platform, caller, model=turn.current_model, training_file_id=out.supervised_file_id,
-                         validation_file_id=None, suffix=suffix, seed=0,
+        job = create_job(self.training, caller, model=turn.current_model,
+                         training_file_id=out.supervised_file_id, validation_file_id=None, suffix=suffix, seed=0,
                          method={"type": "supervised", "supervised": {"hyperparameters": hp}},
                          hyperparameters=None, metadata={"flywheel_turn": turn.id})
         return self.save(turn.id, feedback_since=since, feedback_until=out.until, job_id=job.id,
@@ -133,38 +140,38 @@ class Turns:
     def _training(self, turn: FlywheelTurn) -> FlywheelTurn:
         from rixin.evals.service import start_run
 
-        job = self.platform.jobs.get(None, turn.fine_tune_job_id)
+        job = self.training.jobs.get(None, turn.fine_tune_job_id)
         if job.status in ("failed", "cancelled"):
             why = (job.error or {}).get("message") or job.status
             return self.save(turn.id, status="failed", decision={"stage": "done", "why": f"fine-tune {job.status}: {why}"})
         if job.status != "succeeded":
             return turn
         candidate = (job.result or {})["fine_tuned_model"]
-        deployment = self.platform.deployments.by_id(turn.deployment_id)
+        deployment = self.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
-        run = start_run(self.platform, turn_caller(self.platform, turn), models=[turn.current_model, candidate],
-                        eval_file_id=settings.eval_file_id, graders=settings.graders, name=f"flywheel {turn.id}",
-                        max_tokens=settings.eval_max_tokens)
+        run = start_run(self.evals, turn_caller(self.training.tenancy, turn),
+                        models=[turn.current_model, candidate], eval_file_id=settings.eval_file_id,
+                        graders=settings.graders, name=f"flywheel {turn.id}", max_tokens=settings.eval_max_tokens)
         return self.save(turn.id, candidate_model=candidate, eval_run_id=run.id, job_id=run.job_id,
                          decision={"stage": "evaluating"})
 
     def _evaluating(self, turn: FlywheelTurn) -> FlywheelTurn:
         from rixin.evals.service import get_run
 
-        run = get_run(self.platform, turn_caller(self.platform, turn), turn.eval_run_id)
+        run = get_run(self.evals, turn_caller(self.training.tenancy, turn), turn.eval_run_id)
         if run.status in ("failed", "cancelled"):
             return self.save(turn.id, status="failed", decision={"stage": "done", "why": f"eval run {run.status}"})
         if run.status != "succeeded":
             return turn
-        deployment = self.platform.deployments.by_id(turn.deployment_id)
+        deployment = self.deployments.by_id(turn.deployment_id)
         settings = FlywheelSettings.model_validate(deployment.flywheel or {})
         verdict = gate(run.summary, settings)
         if not verdict["promote"]:
             return self.save(turn.id, status="kept", decision={"stage": "done", **verdict})
         try:
-            self.platform.deployments.switch(deployment.id, turn.candidate_model, action="promote",
-                                             actor=f"flywheel:{turn.id}", reason=verdict["why"],
-                                             expect_model=turn.current_model)
+            self.deployments.switch(deployment.id, turn.candidate_model, action="promote",
+                                    actor=f"flywheel:{turn.id}", reason=verdict["why"],
+                                    expect_model=turn.current_model)
         except Conflict as e:
             return self.save(turn.id, status="kept", decision={"stage": "done", **verdict, "promote": False,
                                                                "why": e.message})
@@ -192,8 +199,8 @@ def gate(summary: dict, settings: FlywheelSettings) -> dict:
 class TurnDriver:
     """Advances running turns and starts scheduled ones; a small loop in the gateway."""
 
-    def __init__(self, platform, poll_s: float = 2.0):
-        self.platform, self.turns, self.poll_s = platform, platform.turns, poll_s
+    def __init__(self, turns: Turns, poll_s: float = 2.0):
+        self.turns, self.poll_s = turns, poll_s
 
     async def loop(self) -> None:
         await every(self.poll_s, lambda: asyncio.to_thread(self.tick), name="flywheel driver", logger=log)
@@ -205,12 +212,12 @@ class TurnDriver:
 
     def start_due(self) -> None:
         now = utcnow()
-        for deployment in self.platform.deployments.scheduled():
+        for deployment in self.turns.deployments.scheduled():
             settings = FlywheelSettings.model_validate(deployment.flywheel)
             if not settings.eval_file_id:
                 continue  # start() would refuse it on every tick
             every = settings.every_s()
-            with self.platform.db.session() as s:
+            with self.turns.db.session() as s:
                 last = s.scalar(select(func.max(FlywheelTurn.created_at))
                                 .where(FlywheelTurn.deployment_id == deployment.id))
             if last is not None and _aware(last) + timedelta(seconds=every) > now:

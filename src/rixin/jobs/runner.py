@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from typing import Callable
+from typing import Callable, Protocol
 
 from rixin.compute import admission
 from rixin.compute.policy import Decision, decide
@@ -20,12 +20,18 @@ from rixin.store.schema import Job
 
 log = logging.getLogger("rixin.jobs")
 
-# kind → function(platform, job, report_progress) -> result dict
-Handler = Callable[[object, Job, Callable[..., None]], dict]
+# kind → function(job, report_progress) -> result dict, already holding the services it uses
+Handler = Callable[[Job, Callable[..., None]], dict]
 
 
-def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) -> Job:
-    """Run one claimed job to a final state; used by the gateway runner and by the CLI."""
+class Events(Protocol):
+    """Where a waiting job's reasons go: train/events.JobEvents (a higher room, so not imported)."""
+
+    def add(self, job_id: str, message: str, *, data: dict | None = None) -> object: ...
+
+
+def run_job(jobs: JobStore, job: Job, handlers: dict[str, Handler]) -> Job:
+    """Run one claimed job to a final state; used by the gateway runner and by evals' run_inline."""
 
     def report(**values) -> None:
         jobs.progress(job.id, **values)
@@ -33,7 +39,7 @@ def run_job(platform, jobs: JobStore, job: Job, handlers: dict[str, Handler]) ->
             raise Cancelled(job.id)
 
     try:
-        result = handlers[job.kind](platform, job, report)
+        result = handlers[job.kind](job, report)
         return jobs.finish(job.id, "succeeded", result=result)
     except (Cancelled, Paused):
         return jobs.get(None, job.id)
@@ -58,13 +64,12 @@ def plan(jobs: JobStore, quotas: Quotas, kinds, slots: int, per_project: int, mi
 
 
 class JobRunner:
-    def __init__(self, platform, jobs: JobStore, handlers: dict[str, Handler], *, concurrency: int = 1,
+    def __init__(self, jobs: JobStore, events: Events, handlers: dict[str, Handler], *, concurrency: int = 1,
                  per_project: int = 1, poll_s: float = 1.0):
-        self.platform, self.jobs, self.handlers = platform, jobs, handlers
+        self.jobs, self.events, self.handlers = jobs, events, handlers  # events: where waiting reasons go
         self.concurrency, self.per_project, self.poll_s = concurrency, per_project, poll_s
         self.running: set[str] = set()
         self.quotas = Quotas(jobs.db)
-        self.events = getattr(platform, "events", None)  # JobEvents: where waiting reasons go
         self.reasons: dict[str, str] = {}  # job id → the waiting reason last written
 
     async def loop(self) -> None:
@@ -94,12 +99,12 @@ class JobRunner:
         """A waiting job says why in its events, once per new reason."""
         self.reasons = {k: v for k, v in self.reasons.items() if k in waiting}
         for job_id, reason in waiting.items():
-            if self.reasons.get(job_id) != reason and self.events is not None:
+            if self.reasons.get(job_id) != reason:
                 self.events.add(job_id, f"Waiting in queue: {reason}.", data={"reason": reason})
             self.reasons[job_id] = reason
 
     async def _run(self, job: Job) -> None:
         try:
-            await asyncio.to_thread(run_job, self.platform, self.jobs, job, self.handlers)
+            await asyncio.to_thread(run_job, self.jobs, job, self.handlers)
         finally:
             self.running.discard(job.id)

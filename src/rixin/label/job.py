@@ -17,23 +17,44 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
+from rixin.config import Settings
 from rixin.data.clean import shard_source
+from rixin.data.datasets import Datasets
 from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.errors import InvalidRequest, ModelNotFound
 from rixin.jobs.shards import finish_once, remove_shards, run_shards, shard_name, shard_path
+from rixin.jobs.store import JobStore
 from rixin.label.labelers import Verdict, build_labeler, input_text
-from rixin.label.review import labeled_record
+from rixin.label.review import ReviewQueue, labeled_record
 from rixin.label.spec import LabelTask, load_task, parse_task
-from rixin.store.artifacts import atomic_write
+from rixin.models.registry import Registry
+from rixin.store.artifacts import ArtifactStore, atomic_write
+from rixin.store.db import Database
 from rixin.store.schema import DatasetVersion, Job
 from rixin.store.tenancy import Caller
 
 SHARD_SIZE = 100  # items per shard: the unit of resume (an LLM labels a few items a second on CPU)
 REPORT_EVERY = 8  # items between progress reports (each is one database write)
+
+
+@dataclass(frozen=True)
+class LabelServices:
+    """What labeling jobs use; built once in platform.py. `registry` and `settings` start the
+    labeler's engine; `work_dir`: where jobs keep their shards."""
+
+    settings: Settings
+    db: Database
+    registry: Registry
+    artifacts: ArtifactStore
+    datasets: Datasets
+    jobs: JobStore
+    review: ReviewQueue
+    work_dir: Path
 
 
 def resolve_task(task: str | dict | LabelTask) -> LabelTask:
@@ -42,18 +63,18 @@ def resolve_task(task: str | dict | LabelTask) -> LabelTask:
     return parse_task(task) if isinstance(task, dict) else load_task(task)
 
 
-def submit_label(platform, caller: Caller, dataset_id: str, version: int | None, task: str | dict | LabelTask,
-                 *, shard_size: int = SHARD_SIZE) -> Job:
+def submit_label(services: LabelServices, caller: Caller, dataset_id: str, version: int | None,
+                 task: str | dict | LabelTask, *, shard_size: int = SHARD_SIZE) -> Job:
     """Validate the task (and that its model exists for the caller), then queue the job."""
-    source = platform.datasets.version(caller, dataset_id, version)
+    source = services.datasets.version(caller, dataset_id, version)
     parsed = resolve_task(task)
     try:
-        platform.registry.get(parsed.model, caller, kind=parsed.engine)
+        services.registry.get(parsed.model, caller, kind=parsed.engine)
     except (ModelNotFound, InvalidRequest) as e:
         raise type(e)(e.message, param="task.model", code=e.code) from e
     params = {"dataset_id": dataset_id, "version": source.version, "task": parsed.model_dump(mode="json"),
               "shard_size": shard_size}
-    return platform.jobs.create(caller, "label", params)
+    return services.jobs.create(caller, "label", params)
 
 
 # ---------------------------------------------------------------------- one shard
@@ -84,20 +105,20 @@ def label_shard(shard: Path, first_index: int, task: LabelTask, labeler, progres
 # ---------------------------------------------------------------------- the job
 
 
-def run_label(platform, job: Job, report) -> dict:
+def run_label(services: LabelServices, job: Job, report) -> dict:
     """Job handler: label every shard not done yet, then write the version and review items."""
     from rixin.serving.client import connect
 
     params = job.params
     task = parse_task(params["task"])
     caller = Caller(job.project_id, "", "", False)
-    source, work, total, state = shard_source(platform, job)
+    source, work, total, state = shard_source(services.datasets, services.artifacts, services.work_dir, job)
     items_done = sum(state.done.values())
     report(stage="label", shards_total=total, shards_done=len(state.done), shards_skipped=len(state.done),
            items_total=source.records, items_done=items_done)
     if state.todo:
         report(stage="loading model")
-        labeler = build_labeler(task, connect(platform, task.model, caller, task.engine))
+        labeler = build_labeler(task, connect(services.registry, services.settings, task.model, caller, task.engine))
         report(stage="label")
 
         def progress(n: int) -> None:
@@ -112,7 +133,7 @@ def run_label(platform, job: Job, report) -> dict:
 
     def create_outputs() -> dict:
         report(stage="write")
-        return write_outputs(platform, job, task, source, work, total)
+        return write_outputs(services, job, task, source, work, total)
 
     result = finish_once(work, create_outputs)
     report(stage="done")
@@ -120,13 +141,14 @@ def run_label(platform, job: Job, report) -> dict:
     return {"dataset_id": source.dataset_id, "items_in": source.records, **result}
 
 
-def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, work: Path, total: int) -> dict:
+def write_outputs(services: LabelServices, job: Job, task: LabelTask, source: DatasetVersion, work: Path,
+                  total: int) -> dict:
     """Items ≥ threshold → a new version; the others → the review queue. Idempotent: review
     ids are deterministic and a version this job already made is found, not made again."""
-    queue = platform.review
+    queue = services.review
     stats = LabelStats(task)
     kept = 0
-    with platform.artifacts.writer() as sink:
+    with services.artifacts.writer() as sink:
         for i in range(total):
             out, review = [], []
             for item in iter_jsonl(shard_path(work, shard_name(i)).with_suffix(".out.jsonl")):
@@ -138,9 +160,9 @@ def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, w
             kept += write_jsonl(out, sink)
             queue.add(job, source, review)
         sha256, _ = sink.commit()
-    version = _version_of_job(platform, source, job.id)
+    version = _version_of_job(services.db, source, job.id)
     if version is None:
-        version = platform.datasets.add_version(
+        version = services.datasets.add_version(
             source.dataset_id, source, "label",
             {"job_id": job.id, "task": task.model_dump(mode="json"), "source_version": source.version},
             sha256, kept, source.format, stats.to_dict())
@@ -148,9 +170,9 @@ def write_outputs(platform, job: Job, task: LabelTask, source: DatasetVersion, w
             "to_review": stats.items - kept}
 
 
-def _version_of_job(platform, source: DatasetVersion, job_id: str) -> DatasetVersion | None:
+def _version_of_job(db: Database, source: DatasetVersion, job_id: str) -> DatasetVersion | None:
     """The label version `job_id` made, if a run was interrupted right after making it."""
-    with platform.db.session() as s:
+    with db.session() as s:
         rows = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset_id == source.dataset_id,
                                                       DatasetVersion.operation == "label"))
         return next((v for v in rows if (v.params or {}).get("job_id") == job_id), None)

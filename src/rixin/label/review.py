@@ -18,9 +18,13 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from rixin.data.datasets import Datasets
 from rixin.data.records import iter_jsonl, write_jsonl
 from rixin.errors import Conflict, InvalidRequest, NotFound
+from rixin.jobs.store import JobStore
 from rixin.label.spec import LabelTask, parse_task
+from rixin.store.artifacts import ArtifactStore
+from rixin.store.db import Database
 from rixin.store.schema import DatasetVersion, Job, ReviewItem, utcnow
 from rixin.store.tenancy import Caller
 
@@ -40,9 +44,8 @@ def labeled_record(record: dict, output_field: str, label: Any, confidence: floa
 
 
 class ReviewQueue:
-    def __init__(self, platform):
-        self.db, self.datasets, self.jobs = platform.db, platform.datasets, platform.jobs
-        self.artifacts = platform.artifacts
+    def __init__(self, db: Database, datasets: Datasets, jobs: JobStore, artifacts: ArtifactStore):
+        self.db, self.datasets, self.jobs, self.artifacts = db, datasets, jobs, artifacts
 
     # ------------------------------------------------------------------ filled by the job
 

@@ -21,9 +21,10 @@ import ray
 from ray.exceptions import (ActorUnavailableError, ActorUnschedulableError, GetTimeoutError, ObjectLostError,
                             RayActorError, RayTaskError, WorkerCrashedError)
 
+from rixin.config import Settings
 from rixin.engines.base import Chunk, GenerateRequest
 from rixin.errors import EngineUnavailable, RixinError
-from rixin.models.registry import spec_of
+from rixin.models.registry import Registry, spec_of
 from rixin.serving.replicas import Replica, engine_actor
 
 # ActorUnschedulableError: a pinned replica whose node is gone (serving/pool.py relocates it).
@@ -157,8 +158,7 @@ class ActorEngine:
                 time.sleep(0.5)
 
 
-def connect(platform, model_id: str, caller, kind: str) -> ActorEngine:
-    """The engine for `model_id` (visible to `caller`), started on Ray if needed. `platform`:
-    anything with `registry` and `settings` (the composition root's Platform)."""
-    spec = spec_of(platform.registry.get(model_id, caller, kind=kind))
-    return ActorEngine(engine_actor(spec, platform.settings), spec.id, spec.adapter)
+def connect(registry: Registry, settings: Settings, model_id: str, caller, kind: str) -> ActorEngine:
+    """The engine for `model_id` (visible to `caller`), started on Ray if needed."""
+    spec = spec_of(registry.get(model_id, caller, kind=kind))
+    return ActorEngine(engine_actor(spec, settings), spec.id, spec.adapter)

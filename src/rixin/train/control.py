@@ -24,6 +24,7 @@ from rixin.jobs.store import FINAL
 
 if TYPE_CHECKING:
     from rixin.store.schema import Job
+    from rixin.train.services import TrainServices
 
 # the stop flag's values
 PAUSE, CANCEL = "pause", "cancel"
@@ -71,27 +72,27 @@ def log_line(work: Path, event: str, **values) -> None:
 # ---------------------------------------------------------------------- the requests
 
 
-def cancel(platform, job: Job) -> Job:
+def cancel(services: TrainServices, job: Job) -> Job:
     if job.status in FINAL:
         raise Conflict(f"Job {job.id} already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
     if job.status == "running":
-        request_stop(platform.work_dir / job.id, CANCEL)
-    platform.events.add(job.id, "Job cancelled by request")
-    return platform.jobs.finish(job.id, "cancelled")
+        request_stop(services.work_dir / job.id, CANCEL)
+    services.events.add(job.id, "Job cancelled by request")
+    return services.jobs.finish(job.id, "cancelled")
 
 
-def pause(platform, job: Job) -> Job:
+def pause(services: TrainServices, job: Job) -> Job:
     if job.status != "running":
         raise Conflict(f"Only a running job can be paused; {job.id} is {job.status}.", param="fine_tuning_job_id")
-    request_stop(platform.work_dir / job.id, PAUSE)
-    platform.events.add(job.id, "Pause requested: stopping at the next step with a checkpoint")
-    return platform.jobs.get(None, job.id)
+    request_stop(services.work_dir / job.id, PAUSE)
+    services.events.add(job.id, "Pause requested: stopping at the next step with a checkpoint")
+    return services.jobs.get(None, job.id)
 
 
-def resume(platform, job: Job) -> Job:
+def resume(services: TrainServices, job: Job) -> Job:
     if job.status != "paused":
         raise Conflict(f"Only a paused job can be resumed; {job.id} is {job.status}.", param="fine_tuning_job_id")
-    clear_stop(platform.work_dir / job.id)
-    platform.jobs.set_status(job.id, "queued")
-    platform.events.add(job.id, "Job resumed: queued to continue from its last checkpoint")
-    return platform.jobs.get(None, job.id)
+    clear_stop(services.work_dir / job.id)
+    services.jobs.set_status(job.id, "queued")
+    services.events.add(job.id, "Job resumed: queued to continue from its last checkpoint")
+    return services.jobs.get(None, job.id)

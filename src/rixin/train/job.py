@@ -19,12 +19,16 @@ from pydantic import ValidationError
 
 from rixin.data.formats import check_file
 from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, invalid_from
+from rixin.store.artifacts import ArtifactStore
+from rixin.store.files import Files
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
 from rixin.train.config import METHODS, Hyperparameters, TrainConfig
 from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
                                  STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
+from rixin.train.events import JobEvents
+from rixin.train.services import TrainServices
 
 SUFFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 FILE_FORMATS = {"supervised": "supervised", "dpo": "dpo", "continued_pretraining": "continued_pretraining"}
@@ -47,11 +51,11 @@ def parse_method(method: dict | None, hyperparameters: dict | None) -> tuple[str
     return kind, hp
 
 
-def training_file(platform, caller: Caller, file_id: str | None, param: str):
+def training_file(files: Files, caller: Caller, file_id: str | None, param: str):
     if file_id is None:
         return None
     try:
-        row = platform.files.get(caller, file_id)
+        row = files.get(caller, file_id)
     except NotFound as e:
         raise NotFound(f"No such File object: {file_id} (in '{param}').", param=param) from e
     if row.purpose != "fine-tune":
@@ -60,12 +64,12 @@ def training_file(platform, caller: Caller, file_id: str | None, param: str):
     return row
 
 
-def validate_files(platform, params: dict, method: str) -> dict | None:
+def validate_files(artifacts: ArtifactStore, params: dict, method: str) -> dict | None:
     """OpenAI-style error object for the first invalid file, or None when both are valid."""
     for key in ("training_file", "validation_file"):
         if not params.get(key):
             continue
-        path = platform.artifacts.path(params[f"{key}_sha256"])
+        path = artifacts.path(params[f"{key}_sha256"])
         minimum = 10 if key == "training_file" else 1
         report = check_file(path, method=method, min_examples=minimum)
         if not report.ok:
@@ -78,31 +82,32 @@ def validate_files(platform, params: dict, method: str) -> dict | None:
     return None
 
 
-def create_job(platform, caller: Caller, *, model: str, training_file_id: str, validation_file_id: str | None,
-               suffix: str | None, seed: int | None, method: dict | None, hyperparameters: dict | None,
-               metadata: dict | None, priority: int = 0, resources: dict | None = None) -> Job:
-    row = platform.registry.get(model, caller, kind="chat")
+def create_job(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
+               validation_file_id: str | None, suffix: str | None, seed: int | None, method: dict | None,
+               hyperparameters: dict | None, metadata: dict | None, priority: int = 0,
+               resources: dict | None = None) -> Job:
+    row = services.registry.get(model, caller, kind="chat")
     kind, hp = parse_method(method, hyperparameters)
     if suffix is not None and not SUFFIX.match(suffix):
         raise InvalidRequest("Invalid 'suffix': 1-64 letters, digits, '-' or '_'.", param="suffix")
-    train = training_file(platform, caller, training_file_id, "training_file")
-    valid = training_file(platform, caller, validation_file_id, "validation_file")
+    train = training_file(services.files, caller, training_file_id, "training_file")
+    valid = training_file(services.files, caller, validation_file_id, "validation_file")
     params = {"model": row.id, "training_file": train.id, "training_file_sha256": train.sha256,
               "validation_file": valid.id if valid else None,
               "validation_file_sha256": valid.sha256 if valid else None, "suffix": suffix,
               "seed": seed if seed is not None else int(time.time()) % 2**31, "method": kind,
               "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata, "priority": priority,
               "resources": resources}
-    job = platform.jobs.create(caller, "fine_tune", params)
-    platform.jobs.set_status(job.id, "validating_files")
-    platform.events.add(job.id, "Validating training file: " + train.id)
-    error = validate_files(platform, params, FILE_FORMATS[kind])
+    job = services.jobs.create(caller, "fine_tune", params)
+    services.jobs.set_status(job.id, "validating_files")
+    services.events.add(job.id, "Validating training file: " + train.id)
+    error = validate_files(services.artifacts, params, FILE_FORMATS[kind])
     if error is not None:
-        platform.events.add(job.id, error["message"], level="error")
-        return platform.jobs.finish(job.id, "failed", error=error)
-    platform.jobs.set_status(job.id, "queued")
-    platform.events.add(job.id, "Files validated, job queued")
-    return platform.jobs.get(None, job.id)
+        services.events.add(job.id, error["message"], level="error")
+        return services.jobs.finish(job.id, "failed", error=error)
+    services.jobs.set_status(job.id, "queued")
+    services.events.add(job.id, "Files validated, job queued")
+    return services.jobs.get(None, job.id)
 
 
 def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> str:
@@ -117,8 +122,8 @@ LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
 class MetricsTail:
     """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress."""
 
-    def __init__(self, platform, job: Job, work: Path, report):
-        self.platform, self.job, self.work, self.report = platform, job, work, report
+    def __init__(self, events: JobEvents, job: Job, work: Path, report):
+        self.events, self.job, self.work, self.report = events, job, work, report
         self.offset, self.rows, self.last = 0, [], {}
 
     def poll(self) -> None:
@@ -134,7 +139,7 @@ class MetricsTail:
                 self.record(json.loads(line))
 
     def record(self, item: dict) -> None:
-        events, job_id, kind = self.platform.events, self.job.id, item.get("event")
+        events, job_id, kind = self.events, self.job.id, item.get("event")
         if kind == STEP:
             self.rows.append(item)
             self.last = item
@@ -148,7 +153,7 @@ class MetricsTail:
                         estimated_finish=int(time.time() + remaining))
         elif kind == CHECKPOINT:
             metrics = {"step": item["step"], "train_loss": item["train_loss"], "valid_loss": item["valid_loss"]}
-            self.platform.events.add_checkpoint(job_id, item["step"], item["path"], metrics)
+            events.add_checkpoint(job_id, item["step"], item["path"], metrics)
             if item["valid_loss"] is not None:
                 self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
@@ -163,28 +168,28 @@ class MetricsTail:
         return (steps[-1]["time"] - steps[0]["time"]) / max(1, steps[-1]["step"] - steps[0]["step"])
 
 
-def run_fine_tune(platform, job: Job, report) -> dict:
+def run_fine_tune(services: TrainServices, job: Job, report) -> dict:
     """Job handler: train on Ray Train, then register the model and the results file."""
     params = job.params
-    caller = Caller(job.project_id, platform.tenancy.project_name(job.project_id), "job", False)
-    work = (platform.work_dir / job.id).resolve()
+    caller = Caller(job.project_id, services.tenancy.project_name(job.project_id), "job", False)
+    work = (services.work_dir / job.id).resolve()
     work.mkdir(parents=True, exist_ok=True)
     clear_stop(work)
-    row = platform.registry.get(params["model"], caller)
+    row = services.registry.get(params["model"], caller)
     report(stage="preparing")
-    start = starting_point(row, platform.settings.data_dir)
+    start = starting_point(row, services.settings.data_dir)
     hp = Hyperparameters.model_validate(params["hyperparameters"])
-    train_path = platform.artifacts.path(params["training_file_sha256"])
+    train_path = services.artifacts.path(params["training_file_sha256"])
     examples = sum(1 for line in train_path.open("rb") if line.strip())
     config = TrainConfig(work_dir=str(work), base_dir=start.base_dir, init_adapter=start.init_adapter,
                          init_full=start.init_full, method=params["method"], train_path=str(train_path),
-                         val_path=str(platform.artifacts.path(params["validation_file_sha256"]))
+                         val_path=str(services.artifacts.path(params["validation_file_sha256"]))
                          if params.get("validation_file") else None,
                          hyperparameters=hp, resolved=hp.resolved(params["method"], examples), seed=params["seed"])
     trainer = make_trainer(config, hp, work)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: _fit(trainer, outcome), daemon=True)
-    tail = MetricsTail(platform, job, work, report)
+    tail = MetricsTail(services.events, job, work, report)
     report(stage="running")
     thread.start()
     try:
@@ -197,7 +202,7 @@ def run_fine_tune(platform, job: Job, report) -> dict:
         tail.poll()
         raise
     tail.poll()
-    return finish_training(platform, job, caller, work, start, hp, tail, outcome)
+    return finish_training(services, job, caller, work, start, hp, tail, outcome)
 
 
 def make_trainer(config: TrainConfig, hp: Hyperparameters, work: Path):
@@ -221,16 +226,17 @@ def _fit(trainer, outcome: dict) -> None:
         outcome["error"] = e
 
 
-def finish_training(platform, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail, outcome) -> dict:
+def finish_training(services: TrainServices, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail,
+                    outcome) -> dict:
     stop = stop_requested(work)
     if stop == PAUSE:
-        platform.jobs.set_status(job.id, "paused")
+        services.jobs.set_status(job.id, "paused")
         raise Paused(job.id)
     if stop == CANCEL:
         raise Cancelled(job.id)
     if "error" in outcome or not (work / "final").exists():
         raise RuntimeError(f"training failed: {outcome.get('error')!r}")
-    target = platform.settings.data_dir.resolve() / "models" / "ft" / job.id
+    target = services.settings.data_dir.resolve() / "models" / "ft" / job.id
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(work / "final", target.with_suffix(".tmp"), dirs_exist_ok=True)
@@ -247,14 +253,15 @@ def finish_training(platform, job: Job, caller: Caller, work: Path, start, hp, t
         meta["full_weights"] = str(target)
     else:
         meta["adapter"] = str(target)
-    platform.registry.add_finetuned(model_id, caller.project_id, str(target) if hp.full_finetune else start.base_dir,
-                                    parent=params["model"], owned_by=caller.project_name, meta=meta)
+    weights = str(target) if hp.full_finetune else start.base_dir
+    services.registry.add_finetuned(model_id, caller.project_id, weights, parent=params["model"],
+                                    owned_by=caller.project_name, meta=meta)
     results = results_csv(tail.rows)
-    sha256, size = platform.artifacts.put_bytes(results.encode())
-    result_file = platform.files.record(caller, filename=f"{job.id}-results.csv", purpose="fine-tune-results",
+    sha256, size = services.artifacts.put_bytes(results.encode())
+    result_file = services.files.record(caller, filename=f"{job.id}-results.csv", purpose="fine-tune-results",
                                         sha256=sha256, size=size)
     trained = tail.last.get("trained_tokens", 0)
-    platform.events.add(job.id, "The job has successfully completed", data={"fine_tuned_model": model_id})
+    services.events.add(job.id, "The job has successfully completed", data={"fine_tuned_model": model_id})
     shutil.rmtree(work / "ray", ignore_errors=True)
     return {"fine_tuned_model": model_id, "trained_tokens": trained, "result_files": [result_file.id]}
 

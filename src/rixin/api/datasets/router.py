@@ -58,6 +58,6 @@ async def version_records(dataset_id: str, version: int = version_path(), offset
 @router.post("/datasets/{dataset_id}/clean")
 async def clean_dataset(dataset_id: str, body: CleanDataset, platform: Platform = Depends(get_platform),
                         caller: Caller = Depends(get_caller)):
-    job = await run_in_threadpool(lambda: submit_clean(platform, caller, dataset_id, body.version, body.recipe,
+    job = await run_in_threadpool(lambda: submit_clean(platform.cleaning, caller, dataset_id, body.version, body.recipe,
                                                        shard_size=body.shard_size))
     return job_object(job)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/evals")
 
 
 def _object(platform: Platform, run) -> dict:
-    return run_object(run, service.job_of(platform, run))
+    return run_object(run, service.job_of(platform.jobs, run))
 
 
 @router.get("/graders", dependencies=[Depends(get_caller)])
@@ -32,7 +32,7 @@ async def list_graders():
 async def create_run(body: CreateEvalRun, platform: Platform = Depends(get_platform),
                      caller: Caller = Depends(get_caller)):
     run = await run_in_threadpool(lambda: service.start_run(
-        platform, caller, models=body.models, eval_file_id=body.eval_file_id, graders=body.graders,
+        platform.evals, caller, models=body.models, eval_file_id=body.eval_file_id, graders=body.graders,
         name=body.name, max_tokens=body.max_tokens))
     return await run_in_threadpool(_object, platform, run)
 
@@ -42,7 +42,7 @@ async def list_runs(eval_file_id: str | None = None, limit: int = Query(20, ge=1
                     after: str | None = None, platform: Platform = Depends(get_platform),
                     caller: Caller = Depends(get_caller)):
     rows, has_more = await run_in_threadpool(lambda: service.list_runs(
-        platform, caller, eval_file_id=eval_file_id, limit=limit, after=after))
+        platform.evals, caller, eval_file_id=eval_file_id, limit=limit, after=after))
     data = [await run_in_threadpool(_object, platform, r) for r in rows]
     return page(data, has_more, cursor=True)
 
@@ -50,7 +50,7 @@ async def list_runs(eval_file_id: str | None = None, limit: int = Query(20, ge=1
 @router.get("/runs/{run_id}")
 async def retrieve_run(run_id: str, platform: Platform = Depends(get_platform),
                        caller: Caller = Depends(get_caller)):
-    run = await run_in_threadpool(service.get_run, platform, caller, run_id)
+    run = await run_in_threadpool(service.get_run, platform.evals, caller, run_id)
     return await run_in_threadpool(_object, platform, run)
 
 
@@ -58,5 +58,5 @@ async def retrieve_run(run_id: str, platform: Platform = Depends(get_platform),
 async def run_items(run_id: str, offset: int = offset_query(), limit: int = Query(50, ge=1, le=1000),
                     platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     items, has_more = await run_in_threadpool(lambda: service.run_items(
-        platform, caller, run_id, offset=offset, limit=limit))
+        platform.evals, caller, run_id, offset=offset, limit=limit))
     return page(items, has_more, offset=offset)

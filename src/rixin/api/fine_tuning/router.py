@@ -28,7 +28,7 @@ def own_job(platform: Platform, caller: Caller, job_id: str):
 async def create(body: CreateFineTuningJob, platform: Platform = Depends(get_platform),
                  caller: Caller = Depends(get_caller)):
     job = await run_in_threadpool(lambda: create_job(
-        platform, caller, model=body.model, training_file_id=body.training_file,
+        platform.training, caller, model=body.model, training_file_id=body.training_file,
         validation_file_id=body.validation_file, suffix=body.suffix, seed=body.seed, method=body.method,
         hyperparameters=body.hyperparameters, metadata=body.metadata, priority=body.priority,
         resources=body.resources.model_dump() if body.resources else None))
@@ -72,16 +72,16 @@ async def checkpoints(job_id: str, after: str | None = None, limit: int = Query(
 @router.post("/jobs/{job_id}/cancel")
 async def cancel(job_id: str, platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     job = await run_in_threadpool(own_job, platform, caller, job_id)
-    return job_object(await run_in_threadpool(control.cancel, platform, job), caller.project_name)
+    return job_object(await run_in_threadpool(control.cancel, platform.training, job), caller.project_name)
 
 
 @router.post("/jobs/{job_id}/pause")
 async def pause(job_id: str, platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     job = await run_in_threadpool(own_job, platform, caller, job_id)
-    return job_object(await run_in_threadpool(control.pause, platform, job), caller.project_name)
+    return job_object(await run_in_threadpool(control.pause, platform.training, job), caller.project_name)
 
 
 @router.post("/jobs/{job_id}/resume")
 async def resume(job_id: str, platform: Platform = Depends(get_platform), caller: Caller = Depends(get_caller)):
     job = await run_in_threadpool(own_job, platform, caller, job_id)
-    return job_object(await run_in_threadpool(control.resume, platform, job), caller.project_name)
+    return job_object(await run_in_threadpool(control.resume, platform.training, job), caller.project_name)

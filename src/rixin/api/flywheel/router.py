@@ -53,6 +53,6 @@ async def export_feedback(name: str, body: ExportRequest | None = Body(None),
     since = datetime.fromtimestamp(body.since, timezone.utc) if body and body.since is not None else None
 
     def run():
-        return export(platform, caller, platform.deployments.get(caller, name), since=since)
+        return export(platform.exports, caller, platform.deployments.get(caller, name), since=since)
 
     return (await run_in_threadpool(run)).object()

@@ -18,6 +18,6 @@ router = APIRouter(prefix="/v1")
 @router.post("/datasets/{dataset_id}/label")
 async def label_dataset(dataset_id: str, body: LabelDataset, platform: Platform = Depends(get_platform),
                         caller: Caller = Depends(get_caller)):
-    job = await run_in_threadpool(lambda: submit_label(platform, caller, dataset_id, body.version, body.task,
+    job = await run_in_threadpool(lambda: submit_label(platform.labeling, caller, dataset_id, body.version, body.task,
                                                        shard_size=body.shard_size))
     return job_object(job)
