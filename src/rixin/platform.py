@@ -125,13 +125,14 @@ class Platform:
 
     def start_compute(self) -> None:
         """Start (or join) Ray and the engine pool, after sweeping what killed writers left;
-        then keep sweeping in the background and start the request-log writer (which replays
-        rows a previous run had to spool)."""
+        then keep sweeping in the background and start the request-log and usage writers (which
+        replay rows a previous run had to spool)."""
         from rixin.serving.pool import EnginePool
 
         self.sweep_partial()
         threading.Thread(target=self._housekeeping, name="rixin-sweep", daemon=True).start()
         self.log_writer.start()
+        self.controls.meter.start()
         self.start_ray()
         self.pool = EnginePool(self.settings)
 

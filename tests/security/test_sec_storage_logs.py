@@ -47,10 +47,9 @@ def store(tmp_path):
 
 
 def test_durable_row_fails_loudly_and_policy_row_is_spooled_then_replayed(store, monkeypatch):
-    import rixin.flywheel.logs as logs
 
     db, writer, project_id, frozen, spool = store
-    monkeypatch.setattr(logs, "RETRY_S", 0.2)
+    monkeypatch.setattr(writer, "retry_s", 0.2)
     writer.submit(row(project_id), durable=True).result(30)  # baseline: written
     spooled, replayed = counted("spooled"), counted("replayed")
 

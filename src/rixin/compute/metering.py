@@ -7,16 +7,14 @@ the write keeps the row in an on-disk spool (atomic, fsynced; written to the dat
 takes writes again), so inference keeps working; only if even the spool cannot be written is
 the answer turned into a 503 (nothing acknowledged, nothing lost). A gateway restart loses
 nothing either: an answer that was sent is in the database or in the spool. Rows are
-written by one thread in batches (group commit), so concurrent requests share a transaction.
+written by one thread in batches (group commit, store/writer.py), so concurrent requests share
+a transaction.
 A stream is answered as it goes: its row is committed before its closing `data: [DONE]`."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
-import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,14 +22,12 @@ from pathlib import Path
 from typing import Callable
 
 from rixin.errors import StoreUnavailable
-from rixin.store.db import Database, take_batch
-from rixin.store.faults import is_transient, storage_fault
+from rixin.store.db import Database
+from rixin.store.faults import storage_fault
 from rixin.store.schema import UsageRecord
-from rixin.store.spool import RowSpool
+from rixin.store.writer import SpooledWriter
 
 log = logging.getLogger("rixin.compute")
-BATCH = 256
-RETRY_S = 5.0  # how often spooled usage rows are tried again
 
 
 @dataclass
@@ -66,121 +62,38 @@ class Ticket:
                            output_tokens=self.output_tokens, created_at=datetime.now(timezone.utc))
 
 
-class Meter:
-    """The writer thread. `record` returns a future resolved once the row is committed;
-    `on_commit` callbacks (token rate limits, budgets) see each committed row, in the thread
-    and under `commit_lock`, so a reader that sums the table under the lock counts each row
-    either in its sum or through the callback, never both."""
+class Meter(SpooledWriter):
+    """The writer thread (store/writer.py). `record` returns a future resolved once the row is
+    committed; `on_commit` callbacks (token rate limits, budgets) see each committed row, in
+    the thread and under `commit_lock`, so a reader that sums the table under the lock counts
+    each row either in its sum or through the callback, never both."""
 
     def __init__(self, db: Database, spool_dir: Path | None = None):
-        self.db = db
         # A row the database refuses is kept on disk (atomic, fsynced) and the answer goes out:
         # inference keeps working while the store is down, and the row is written when it is
-        # back (replayed every RETRY_S and at start). Only when even the spool fails is the
-        # answer refused.
-        self.spool = RowSpool(spool_dir, UsageRecord) if spool_dir is not None else None
-        self._spooled = bool(self.spool and self.spool.paths())
-        self._next_replay = 0.0
-        self.queue: queue.Queue = queue.Queue()
+        # back. Only when even the spool fails is the answer refused.
+        super().__init__(db, UsageRecord, spool_dir, "rixin-meter")
         self.on_commit: list[Callable[[UsageRecord], None]] = []
-        self.commit_lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.start_lock = threading.Lock()
 
     def record(self, ticket: Ticket) -> Future:
         future: Future = Future()
-        with self.start_lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="rixin-meter", daemon=True)
-                self.thread.start()
-        self.queue.put((ticket.row(), future))
+        self.put(ticket.row(), future)
         return future
 
-    def close(self) -> None:
-        """Write what is queued, then stop (at shutdown)."""
-        with self.start_lock:
-            thread, self.thread = self.thread, None
-        if thread is not None:
-            self.queue.put(None)
-            thread.join(timeout=60)
+    def committed(self, rows: list[UsageRecord]) -> None:
+        for row in rows:
+            for callback in self.on_commit:
+                callback(row)
 
-    def _run(self) -> None:
-        while True:
-            wait = max(0.0, self._next_replay - time.monotonic()) if self._spooled else None
-            try:
-                first = self.queue.get(timeout=wait)
-            except queue.Empty:
-                self._replay()
-                continue
-            batch = take_batch(self.queue, first, BATCH)
-            items = [item for item in batch if item is not None]
-            if items:
-                self._write(items)
-            if len(items) < len(batch):
-                if self._spooled:
-                    self._replay()
-                return
-
-    def _replay(self) -> None:
-        """Write spooled rows to the database; if it still refuses, again RETRY_S later."""
-        self._next_replay = time.monotonic() + RETRY_S
-        try:
-            while self.spool is not None and self.spool.replay(self.db):
-                pass
-        except Exception as e:  # noqa: BLE001 - the database still refuses: keep them
-            log.warning("spooled usage rows not written yet: %s", e)
-            return
-        self._spooled = False
-
-    def _write(self, items: list[tuple[UsageRecord, Future]]) -> None:
-        error = None
-        for attempt in range(5):
-            try:
-                with self.commit_lock:
-                    with self.db.session() as s:
-                        s.add_all([_copy(row) for row, _ in items])
-                    for row, _ in items:
-                        for callback in self.on_commit:
-                            callback(row)
-                error = None
-                break
-            except Exception as e:  # noqa: BLE001 - classified below
-                error = e
-                if not is_transient(e):
-                    break
-                time.sleep(0.2 * (attempt + 1))
-        if error is None:
-            for _, future in items:
-                future.set_result(None)
-        elif len(items) > 1:  # one bad row must not sink the others
-            for item in items:
-                self._write([item])
-        else:
-            row, future = items[0]
-            if self._spool(row):
-                future.set_result(None)
-                return
-            log.warning("usage %s not recorded: %s", row.id, error)
-            fault = storage_fault(error) or StoreUnavailable(
-                "The request's usage could not be recorded, so the answer was not sent; retry.")
-            future.set_exception(fault)
-
-    def _spool(self, row: UsageRecord) -> bool:
-        """Keep a refused row on disk; its cost and tokens count now, as a committed row's do."""
-        if self.spool is None:
-            return False
+    def refused(self, row: UsageRecord, future: Future | None, error: Exception) -> None:
+        """Keep the row on disk; its cost and tokens count now, as a committed row's do."""
         try:
             with self.commit_lock:
-                self.spool.put(row)
-                for callback in self.on_commit:
-                    callback(row)
-        except Exception as e:  # noqa: BLE001 - then the answer is refused (caller)
-            log.warning("usage %s could not be spooled either: %s", row.id, e)
-            return False
-        self._spooled = True
-        return True
-
-
-def _copy(row: UsageRecord) -> UsageRecord:
-    """A fresh, unattached copy (a failed session leaves its objects in a dead state)."""
-    return UsageRecord(**{c.key: getattr(row, c.key) for c in UsageRecord.__table__.columns})
+                self.keep(row)
+                self.committed([row])
+        except Exception as e:  # noqa: BLE001 - then the answer is refused
+            log.warning("usage %s not recorded (not even spooled: %s): %s", row.id, e, error)
+            future.set_exception(storage_fault(error) or StoreUnavailable(
+                "The request's usage could not be recorded, so the answer was not sent; retry."))
+            return
+        future.set_result(None)

@@ -12,8 +12,6 @@ sees its own completion right after the answer.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -26,15 +24,13 @@ from sqlalchemy import and_, null, or_, select, tuple_
 from rixin import metrics
 from rixin.data.pii import redact
 from rixin.errors import InvalidRequest, NotFound, RixinError, StoreUnavailable
-from rixin.store.db import Database, take_batch
-from rixin.store.faults import is_transient, storage_fault
-from rixin.store.spool import RowSpool
+from rixin.store.db import Database
+from rixin.store.faults import storage_fault
+from rixin.store.writer import SpooledWriter
 from rixin.store.schema import Deployment, Feedback, RequestLog
 from rixin.store.tenancy import Caller
 
 log = logging.getLogger("rixin.flywheel")
-BATCH = 256
-RETRY_S = 5.0  # how often spooled rows are tried again
 LOG_FAILURES = Counter("rixin_request_log_failures_total",
                        "Request-log rows the database refused: spooled (kept on disk for a retry), "
                        "replayed (written later from the spool), lost (not even spooled).",
@@ -99,140 +95,47 @@ def policy_for(deployment: Deployment | None, store: bool | None) -> str | None:
     return "full" if store else None
 
 
-class LogWriter:
-    """One daemon thread writing submitted rows in batches.
+class LogWriter(SpooledWriter):
+    """One daemon thread writing submitted rows in batches (store/writer.py).
 
     Two kinds of rows. A `durable` one (the client sent `store: true`) comes with a future
     that resolves once its row is committed, or fails with StoreUnavailable (503) /
     InsufficientStorage (507): the request waits for it, so an acknowledged answer is stored.
     A best-effort one (logged by a deployment's policy) never holds up its request; if the
     database refuses it, it is counted (rixin_request_log_failures_total) and kept in an
-    on-disk spool, replayed every RETRY_S seconds and at shutdown, and only counted as lost
+    on-disk spool, replayed every `retry_s` seconds and at shutdown, and only counted as lost
     when even the spool cannot be written (the disk is full).
     """
 
     def __init__(self, db: Database, spool_dir: Path | None = None):
-        self.db = db
-        self.spool = RowSpool(spool_dir, RequestLog) if spool_dir is not None else None
-        self.queue: queue.Queue = queue.Queue()
-        self.thread: threading.Thread | None = None
-        self.lock = threading.Lock()
-        self._spooled = bool(self.spool and self.spool.paths())
-        self._next_replay = 0.0
-
-    def start(self) -> None:
-        """Start the thread now (the gateway does, so a previous run's spool is replayed)."""
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="rixin-log-writer", daemon=True)
-                self.thread.start()
+        super().__init__(db, RequestLog, spool_dir, "rixin-log-writer")
 
     def submit(self, row: RequestLog, *, durable: bool = False) -> Future | None:
         """Queue `row`; for a durable row, a future resolved when it is committed."""
         future = Future() if durable else None
-        self.start()
-        self.queue.put((row, future))
+        self.put(row, future)
         return future
 
-    def flush(self) -> None:
-        """Wait until every submitted row is in the database (or spooled)."""
-        if self.thread is not None:
-            self.queue.join()
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join(timeout=60)
-            self.thread = None
-
-    def _run(self) -> None:
-        while True:
-            wait = max(0.0, self._next_replay - time.monotonic()) if self._spooled else None
-            try:
-                first = self.queue.get(timeout=wait)
-            except queue.Empty:
-                self._replay()
-                continue
-            batch = take_batch(self.queue, first, BATCH)
-            items = [item for item in batch if item is not None]
-            try:
-                self._write(items)
-            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
-                log.exception("request log writer failed on %d rows", len(items))
-                self._fail(items, StoreUnavailable("The request log could not be written."))
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
-            if len(items) < len(batch):  # close(): a last replay, then stop
-                self._replay()
-                return
-            if self._spooled and time.monotonic() >= self._next_replay:
-                self._replay()
-
-    def _write(self, items: list[tuple[RequestLog, Future | None]]) -> None:
-        if not items:
+    def refused(self, row: RequestLog, future: Future | None, error: Exception) -> None:
+        """Durable rows: their requests fail. Best-effort rows: spooled and counted."""
+        if isinstance(error, RixinError):
+            fault = type(error)(error.message)  # one instance per waiting request
+        else:
+            fault = storage_fault(error) or StoreUnavailable(
+                f"The request log could not be written: {type(error).__name__}.")
+        if future is not None:
+            if not future.done():
+                future.set_exception(fault)
             return
-        error = self._commit([row for row, _ in items])
-        if error is None:
-            for _, future in items:
-                if future is not None and not future.done():
-                    future.set_result(None)
-            return
-        if len(items) > 1:  # one bad row must not sink the others: find out row by row
-            for item in items:
-                self._write([item])
-            return
-        log.warning("could not write request log %s: %s", items[0][0].id, error)
-        self._fail(items, storage_fault(error) or StoreUnavailable(
-            f"The request log could not be written: {type(error).__name__}."))
-
-    def _commit(self, rows: list[RequestLog]) -> Exception | None:
-        """None once `rows` are committed; else the error (retried while only locked).
-        Fresh copies each time: the submitted rows stay clean for a retry or the spool."""
-        for attempt in range(5):
-            try:
-                with self.db.session() as s:
-                    s.add_all([_copy(r) for r in rows])
-                return None
-            except Exception as e:  # noqa: BLE001 - classified by the caller
-                if attempt == 4 or not is_transient(e):
-                    return e
-                time.sleep(0.2 * (attempt + 1))
-        return None
-
-    def _fail(self, items, fault: RixinError) -> None:
-        """Durable rows: their requests fail with `fault`. Best-effort rows: spooled."""
-        for row, future in items:
-            if future is not None:
-                if not future.done():
-                    future.set_exception(type(fault)(fault.message))
-                continue
-            try:
-                if self.spool is None:
-                    raise fault
-                self.spool.put(row)
-                self._spooled = True
-                LOG_FAILURES.labels("spooled").inc()
-            except Exception as e:  # noqa: BLE001 - counted and logged: never lost silently
-                LOG_FAILURES.labels("lost").inc()
-                log.error("request log %s lost: %s; and it could not be spooled: %s", row.id, fault, e)
-
-    def _replay(self) -> None:
-        """Write spooled rows back; on failure try again RETRY_S seconds later."""
-        self._next_replay = time.monotonic() + RETRY_S
         try:
-            while self.spool is not None and (done := self.spool.replay(self.db)):
-                LOG_FAILURES.labels("replayed").inc(done)
-        except Exception as e:  # noqa: BLE001 - the database still refuses: keep them
-            log.warning("spooled request logs not written yet: %s", e)
-            return
-        self._spooled = False
+            self.keep(row)
+            LOG_FAILURES.labels("spooled").inc()
+        except Exception as e:  # noqa: BLE001 - counted and logged: never lost silently
+            LOG_FAILURES.labels("lost").inc()
+            log.error("request log %s lost: %s; and it could not be spooled: %s", row.id, fault, e)
 
-
-def _copy(row: RequestLog) -> RequestLog:
-    """A fresh, unattached copy (a failed session leaves its objects in a dead state)."""
-    cols = [c.key for c in RequestLog.__table__.columns]
-    return RequestLog(**{c: getattr(row, c) for c in cols})
+    def replayed(self, count: int) -> None:
+        LOG_FAILURES.labels("replayed").inc(count)
 
 
 @dataclass
