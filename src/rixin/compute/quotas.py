@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from rixin.compute.policy import Quota
 from rixin.errors import NotFound
+from rixin.store import files
 from rixin.store.db import Database
 from rixin.store.schema import Project, ProjectQuota, utcnow
 
@@ -102,3 +103,18 @@ class Quotas:
         with self.db.session() as s:
             row = s.get(ProjectQuota, project_id)
         return row.running_jobs if row is not None and row.running_jobs is not None else default
+
+
+def storage(db: Database, project_id: str) -> tuple[int, int | None]:
+    """(bytes the project's files hold now, its storage quota or None for no limit)."""
+    with db.session() as s:
+        return files.storage_use(s, project_id)
+
+
+def check_storage(db: Database, project_id: str, extra_bytes: int) -> int | None:
+    """The early check for a write of `extra_bytes` that a client asked for (an upload whose size
+    is known): 413 `storage_quota_exceeded` if it would not fit, else the bytes left after it
+    (None: no quota). The binding check is the one `Files.record(check_quota=True)` makes in the
+    transaction that registers the file, so racing writers never store more than the quota."""
+    with db.session() as s:
+        return files.check_storage(s, project_id, extra_bytes)
