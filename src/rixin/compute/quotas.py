@@ -5,21 +5,26 @@ tenancy"). The scheduler reads them as `policy.Quota`s."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+import threading
+from typing import Annotated, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy import select
 
 from rixin.compute.policy import Quota
-from rixin.errors import NotFound
+from rixin.errors import InvalidRequest
 from rixin.store import files
 from rixin.store.db import Database
 from rixin.store.schema import Project, ProjectQuota, utcnow
+from rixin.store.tenancy import Tenancy
 
 # A resource class is a Ray resource name: "cpu", "job_slot", "GPU", "NPU", "HPU", "TPU" or a
 # custom resource a node advertises (`ray start --resources '{"accel_x": 4}'`).
 CLASS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Guarantees are checked against the cluster and written in one step, so two admins raising two
+# projects' guarantees at once cannot together promise more than there is (one gateway writes).
+_GRANTING = threading.Lock()
 
 
 class QuotaBody(BaseModel):
@@ -50,6 +55,23 @@ class QuotaBody(BaseModel):
         return value
 
 
+def check_guarantees(new: Mapping[str, float], old: Mapping[str, float], others: list[Mapping[str, float]],
+                     capacity: Mapping[str, float]) -> None:
+    """400 if a guarantee that grows takes the sum over projects past the cluster's capacity."""
+    for cls, amount in sorted(new.items()):
+        total = capacity.get(cls, 0.0)
+        if total <= 0 or amount <= old.get(cls, 0.0):
+            continue
+        promised = sum(g.get(cls, 0.0) for g in others) + amount
+        if promised > total + 1e-9:
+            raise InvalidRequest(
+                f"guaranteed.{cls} = {amount:g} would promise {promised:g} {cls} over all projects, "
+                f"{promised - total:g} more than the cluster's {total:g}. Lower it to at most "
+                f"{max(0.0, amount - (promised - total)):g}, lower another project's guarantee, or add "
+                "capacity; borrow_limit lets a project use idle capacity without a guarantee.",
+                param="guaranteed", code="guarantee_exceeds_capacity")
+
+
 def quota_object(project: Project, row: ProjectQuota | None) -> dict:
     body = QuotaBody() if row is None else QuotaBody(
         guaranteed=row.guaranteed, borrow_limit=row.borrow_limit, running_jobs=row.running_jobs,
@@ -63,22 +85,24 @@ class Quotas:
     def __init__(self, db: Database):
         self.db = db
 
-    def _project(self, s, ref: str) -> Project:
-        """A project by id or by name (the Admin API names projects by id, the CLI by name)."""
-        project = s.get(Project, ref) or s.scalar(select(Project).where(Project.name == ref))
-        if project is None:
-            raise NotFound(f"No such project: {ref}", param="project_id")
-        return project
-
     def get(self, ref: str) -> dict:
+        """A project's quota; `ref` is its id (the Admin API) or its name (the CLI)."""
+        project = Tenancy(self.db).find_project(ref)
         with self.db.session() as s:
-            project = self._project(s, ref)
             return quota_object(project, s.get(ProjectQuota, project.id))
 
-    def put(self, ref: str, body: QuotaBody) -> dict:
-        with self.db.session() as s:
-            project = self._project(s, ref)
-            row = s.get(ProjectQuota, project.id) or ProjectQuota(project_id=project.id)
+    def put(self, ref: str, body: QuotaBody, capacity: Mapping[str, float] | None = None) -> dict:
+        """Replace a project's quota. With the cluster's `capacity` (class → total), a guarantee
+        that would make the projects' guarantees of a class add up to more than the cluster has
+        is refused (400, saying by how much) unless it does not grow; a class the cluster does
+        not have at all is accepted (a node with it may join: `ray start --resources`)."""
+        project = Tenancy(self.db).find_project(ref)
+        with _GRANTING, self.db.session() as s:
+            row = s.get(ProjectQuota, project.id) or ProjectQuota(project_id=project.id, guaranteed={})
+            if capacity is not None:
+                others = [r.guaranteed for r in s.scalars(select(ProjectQuota)
+                                                          .where(ProjectQuota.project_id != project.id))]
+                check_guarantees(body.guaranteed, dict(row.guaranteed or {}), others, capacity)
             row.guaranteed, row.borrow_limit = dict(body.guaranteed), dict(body.borrow_limit)
             row.running_jobs, row.storage_bytes, row.budget = body.running_jobs, body.storage_bytes, body.budget
             row.updated_at = utcnow()
