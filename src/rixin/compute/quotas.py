@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Annotated, Mapping
+from collections import defaultdict
+from typing import Annotated, Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from rixin.compute.policy import Quota
+from rixin.compute.policy import Quota, Running
 from rixin.errors import InvalidRequest
 from rixin.store import files
 from rixin.store.db import Database
-from rixin.store.schema import Project, ProjectQuota, utcnow
+from rixin.store.schema import Job, JobEvent, Project, ProjectQuota, utcnow
 from rixin.store.tenancy import Tenancy
 
 # A resource class is a Ray resource name: "cpu", "job_slot", "GPU", "NPU", "HPU", "TPU" or a
@@ -110,6 +111,13 @@ class Quotas:
             s.flush()
             return quota_object(project, row)
 
+    def every(self) -> list[dict]:
+        """Every project's quota object, in the order projects were made."""
+        with self.db.session() as s:
+            rows = {r.project_id: r for r in s.scalars(select(ProjectQuota))}
+            projects = list(s.scalars(select(Project).order_by(Project.created_at, Project.id)))
+            return [quota_object(p, rows.get(p.id)) for p in projects]
+
     def for_scheduler(self, default_running_jobs: int | None) -> dict[str, Quota]:
         """Every project's quota as the policy reads it (project id → Quota)."""
         with self.db.session() as s:
@@ -142,3 +150,54 @@ def check_storage(db: Database, project_id: str, extra_bytes: int) -> int | None
     transaction that registers the file, so racing writers never store more than the quota."""
     with db.session() as s:
         return files.check_storage(s, project_id, extra_bytes)
+
+
+def lending(capacity: Mapping[str, float], quotas: Mapping[str, Quota], running: Iterable[Running]
+            ) -> tuple[dict[str, dict[str, dict[str, float]]], list[dict]]:
+    """Who holds what of each resource class now, and who lends to whom (the console's Compute
+    page). Per project and class: `guaranteed`, `in_use`, `borrowed` (running work above the
+    guarantee, preemptible) and `lent` (its idle guarantee that borrowers hold). A borrower is
+    said to hold capacity nobody is guaranteed first, then other projects' idle guarantees,
+    largest first: an attribution, since capacity itself is not labelled."""
+    use: dict = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(("guaranteed", "in_use", "borrowed", "lent"), 0.0)))
+    for job in running:
+        for cls, n in job.demand.items():
+            use[job.project][cls]["in_use"] += n
+            use[job.project][cls]["borrowed"] += n if job.borrowed else 0.0
+    for project, quota in quotas.items():
+        for cls, amount in quota.guaranteed.items():
+            use[project][cls]["guaranteed"] = amount
+    loans = []
+    for cls in sorted({c for per in use.values() for c in per}):
+        rows = {p: per[cls] for p, per in use.items() if cls in per}
+        idle = {p: max(0.0, u["guaranteed"] - (u["in_use"] - u["borrowed"])) for p, u in rows.items()}
+        sources = [[None, max(0.0, capacity.get(cls, 0.0) - sum(u["guaranteed"] for u in rows.values()))]]
+        sources += sorted(([p, n] for p, n in idle.items() if n > 0), key=lambda s: (-s[1], s[0]))
+        for borrower, u in sorted(rows.items()):
+            need = u["borrowed"]
+            for source in sources:
+                if need <= 0:
+                    break
+                taken = min(need, source[1])
+                if taken <= 0 or source[0] == borrower:
+                    continue
+                source[1] -= taken
+                need -= taken
+                if source[0] is not None:
+                    rows[source[0]]["lent"] += taken
+                loans.append({"resource": cls, "lender": source[0], "borrower": borrower, "amount": taken})
+    return {p: dict(per) for p, per in use.items()}, loans
+
+
+SCHEDULING_EVENTS = ("Waiting in queue:%", "Preempted:%")  # the job runner's words (jobs/runner.py)
+
+
+def scheduling_events(db: Database, limit: int = 20) -> list[dict]:
+    """The newest waiting and preemption events of every project's jobs."""
+    with db.session() as s:
+        rows = s.execute(select(JobEvent, Job.project_id, Job.kind).join(Job, Job.id == JobEvent.job_id)
+                         .where(or_(*(JobEvent.message.like(m) for m in SCHEDULING_EVENTS)))
+                         .order_by(JobEvent.created_at.desc(), JobEvent.seq.desc()).limit(limit)).all()
+    return [{"job_id": e.job_id, "project_id": project_id, "job_kind": kind,
+             "kind": "preempted" if e.message.startswith("Preempted") else "waiting",
+             "message": e.message, "created_at": int(e.created_at.timestamp())} for e, project_id, kind in rows]
