@@ -4,6 +4,7 @@ and RIXIN_API_KEY), and the quota route's refusal of guarantees the cluster cann
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -124,5 +125,15 @@ def test_usage_table_and_json_match_what_clients_were_told(server):
     assert [(r["key"], r["input_tokens"]) for r in mine] == [("cli-usage", inputs)], mine
     other = server.cli("usage", "--project", "default", key=key, check=False)
     assert other.returncode == 2 and "default" in other.stderr, other.stderr
+    # What it reads: /v1/me/ (any key, its own project; the Admin API stays admin-only)
+    today = {"start_time": int(time.time()) // 86400 * 86400, "group_by": "project_id"}
+    with server.http(key) as http:
+        results = [r for b in http.get("/v1/me/usage/completions", params=today).json()["data"] for r in b["results"]]
+        assert [r["input_tokens"] for r in results] == [inputs], results
+        me = http.get("/v1/me").json()["project_id"]
+        assert {r["project_id"] for r in results} == {me}
+        other = http.get("/v1/me/costs", params={**today, "project_ids": "proj-someone-else"})
+        assert other.status_code == 403 and "own project" in other.json()["error"]["message"]
+        assert http.get("/v1/organization/usage/completions", params=today).status_code == 403
     bad = server.cli("usage", "--group-by", "week", check=False)
     assert bad.returncode == 2 and "week" in bad.stderr

@@ -26,6 +26,7 @@ from rixin.api.labeling.router import router as labeling_router
 from rixin.api.logs.router import router as logs_router
 from rixin.api.models.router import router as models_router
 from rixin.api.organization.router import router as organization_router
+from rixin.api.organization.usage import own_router as own_usage_router
 from rixin.api.organization.usage import router as usage_router
 from rixin.api.organization.quota import router as quota_router
 from rixin.api.organization.compute import router as compute_router
@@ -68,7 +69,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
     app.include_router(recipes_router)
-    for router in (organization_router, usage_router):  # the Admin API (issue 12)
+    for router in (organization_router, usage_router, own_usage_router):  # the Admin API (issue 12)
         app.include_router(router)
     app.include_router(quota_router)
     app.include_router(compute_router)

@@ -168,21 +168,24 @@ def register(main: click.Group) -> None:
         console.print(t if rows else f"No model requests in the last {days} day(s).")
 
 
-def project_ids(api: Api, project: str | None) -> tuple[list[str], dict[str, str]]:
-    """(the project_ids filter, id → name for every project the key may see)."""
+def scope(api: Api, project: str | None) -> tuple[str, list[str], dict[str, str]]:
+    """(where usage is read, the project_ids filter, id → name of the projects the key may see):
+    an admin key reads /v1/organization/ (every project), a project key /v1/me/ (its own)."""
     try:
         names = {p["id"]: p["name"] for p in api.get("/v1/organization/projects")["data"]}
+        prefix = "/v1/organization"
     except ApiError as e:
         if e.status != 403:
             raise
-        me = api.me()  # a project key: its own project only (the gateway enforces it too)
-        names = {me["project_id"]: me["project"]}
+        me = api.me()
+        names, prefix = {me["project_id"]: me["project"]}, "/v1/me"
     if project is None:
-        return [], names
+        return prefix, [], names
     found = [pid for pid, name in names.items() if project in (pid, name)]
     if not found:
-        raise ApiError(f"No project {project!r} that this key may read.", status=404, param="project")
-    return found, names
+        raise ApiError(f"No project {project!r} that this key may read.", status=404, param="project",
+                       hint="A project key reads its own project's usage only; an admin key reads every project's.")
+    return prefix, found, names
 
 
 def buckets(api: Api, path: str, params: dict) -> list[dict]:
@@ -198,7 +201,7 @@ def buckets(api: Api, path: str, params: dict) -> list[dict]:
 
 def usage_rows(api: Api, project: str | None, model: str | None, days: int, by: str) -> list[dict]:
     """Rows of tokens and cost per `by` (project_id, model or day), largest cost first (days in order)."""
-    ids, names = project_ids(api, project)
+    prefix, ids, names = scope(api, project)
     today = int(time.time()) // 86400 * 86400
     base = {"start_time": today - (days - 1) * 86400, "bucket_width": "1d", "limit": 31,
             "project_ids": ids or None, "models": [model] if model else None}
@@ -213,13 +216,13 @@ def usage_rows(api: Api, project: str | None, model: str | None, days: int, by: 
         return result[model_field]
 
     for kind in ("completions", "embeddings"):
-        for b in buckets(api, f"/v1/organization/usage/{kind}", {**base, "group_by": ["project_id", "model"]}):
+        for b in buckets(api, f"{prefix}/usage/{kind}", {**base, "group_by": ["project_id", "model"]}):
             for r in b["results"]:
                 row = rows[key(b, r, "model")]
                 row["requests"] += r["num_model_requests"]
                 for field in ("input_tokens", "input_cached_tokens", "output_tokens"):
                     row[field] += r.get(field) or 0
-    for b in buckets(api, "/v1/organization/costs", {**base, "group_by": ["project_id", "line_item"]}):
+    for b in buckets(api, f"{prefix}/costs", {**base, "group_by": ["project_id", "line_item"]}):
         for r in b["results"]:
             rows[key(b, r, "line_item")]["cost"] += r["amount"]["value"]
     out = [{"key": k, **v} for k, v in rows.items()]

@@ -1,6 +1,6 @@
-"""The Admin API's usage, costs and audit logs (OpenAI's shapes). Audit logs: admin keys only;
-usage and costs: admin keys see every project, a project key its own project only (its console
-page and `rixin usage`), as if it had passed `project_ids=<its project>`.
+"""The Admin API's usage, costs and audit logs (OpenAI's shapes; admin keys only), and the same
+usage and costs of the caller's own project for any key under /v1/me/ (rixin's own routes: a
+project's console page and `rixin usage` with a project key), as if `project_ids=<its project>`.
 
 Lists in the query string are read as OpenAI's clients send them: `group_by=model` repeated,
 or `group_by[]=model`."""
@@ -16,7 +16,8 @@ from rixin.errors import PermissionDenied
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
 
-router = APIRouter(prefix="/v1/organization")
+router = APIRouter(prefix="/v1/organization", dependencies=[Depends(get_admin)])
+own_router = APIRouter(prefix="/v1/me")
 
 
 def _listed(request: Request, name: str) -> list[str]:
@@ -28,16 +29,19 @@ def usage_query(request: Request,
                 end_time: int | None = Query(None, ge=0, le=MAX_TS, description="Unix seconds, exclusive."),
                 bucket_width: str = Query("1d", description="1m, 1h or 1d."),
                 limit: int | None = Query(None, ge=1, description="Buckets per page."),
-                page: str | None = Query(None, description="next_page of the previous page."),
-                caller: Caller = Depends(get_caller)) -> UsageQuery:
-    projects = _listed(request, "project_ids")
-    if not caller.is_admin:
-        if any(p != caller.project_id for p in projects):
-            raise PermissionDenied("A project key reads its own project's usage only: leave out "
-                                   "project_ids, or use an admin key.")
-        projects = [caller.project_id]
-    return UsageQuery(start_time, end_time, bucket_width, _listed(request, "group_by"), projects,
-                      _listed(request, "api_key_ids"), _listed(request, "models"), limit, page)
+                page: str | None = Query(None, description="next_page of the previous page.")) -> UsageQuery:
+    return UsageQuery(start_time, end_time, bucket_width, _listed(request, "group_by"),
+                      _listed(request, "project_ids"), _listed(request, "api_key_ids"),
+                      _listed(request, "models"), limit, page)
+
+
+def own_query(q: UsageQuery = Depends(usage_query), caller: Caller = Depends(get_caller)) -> UsageQuery:
+    """The caller's own project only."""
+    if any(p != caller.project_id for p in q.project_ids):
+        raise PermissionDenied("/v1/me/ reads the key's own project only: leave out project_ids, or "
+                               "use /v1/organization/ with an admin key.")
+    q.project_ids = [caller.project_id]
+    return q
 
 
 @router.get("/usage/completions")
@@ -55,7 +59,22 @@ async def costs(q: UsageQuery = Depends(usage_query), platform: Platform = Depen
     return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
 
 
-@router.get("/audit_logs", dependencies=[Depends(get_admin)])
+@own_router.get("/usage/completions")
+async def own_usage_completions(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
+    return await run_in_threadpool(usage_page, platform.db, q, "completions")
+
+
+@own_router.get("/usage/embeddings")
+async def own_usage_embeddings(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
+    return await run_in_threadpool(usage_page, platform.db, q, "embeddings")
+
+
+@own_router.get("/costs")
+async def own_costs(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
+    return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
+
+
+@router.get("/audit_logs")
 async def audit_logs(request: Request, limit: int = Query(20, ge=1, le=100), after: str | None = None,
                      platform: Platform = Depends(get_platform)):
     return await run_in_threadpool(platform.controls.audit.page, limit, after,

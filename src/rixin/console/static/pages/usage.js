@@ -1,7 +1,7 @@
 // #/usage: tokens per day per model as a chart, and tokens and costs per project and model, from
-// the gateway's meter (GET /v1/organization/usage/completions|embeddings and /costs). An admin
-// key sees every project (or one, chosen); a project key sees its own project only (the
-// gateway scopes the same routes to it).
+// the gateway's meter: an admin key reads GET /v1/organization/usage/completions|embeddings and
+// /costs (every project, or one chosen); a project key the same buckets of its own project
+// under /v1/me/.
 
 import { api } from "../api.js";
 import { columnChart } from "../charts.js";
@@ -9,20 +9,20 @@ import { field, fmt, h, select, table } from "../dom.js";
 
 const DAY = 86400;
 
-function path(route, params) {
+function path(prefix, route, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     for (const one of [v].flat()) if (one !== undefined && one !== null && one !== "") q.append(k, one);
   }
-  return `/v1/organization/${route}?${q}`;
+  return `${prefix}/${route}?${q}`;
 }
 
 // Every daily bucket from `start` to now (following next_page).
-async function buckets(route, params, signal) {
+async function buckets(prefix, route, params, signal) {
   const out = [];
   let page = null;
   do {
-    const answer = await api.get(path(route, { ...params, page }), { signal });
+    const answer = await api.get(path(prefix, route, { ...params, page }), { signal });
     out.push(...answer.data);
     page = answer.has_more ? answer.next_page : null;
   } while (page);
@@ -32,13 +32,13 @@ async function buckets(route, params, signal) {
 const day = (ts) => new Date(ts * 1000).toISOString().slice(0, 10);
 
 // (days, {model → tokens per day}, rows per project and model with tokens and cost)
-async function load(days, projectId, signal) {
+async function load(prefix, days, projectId, signal) {
   const today = Math.floor(Date.now() / 1000 / DAY) * DAY;
   const params = { start_time: today - (days - 1) * DAY, bucket_width: "1d", limit: 31, project_ids: projectId,
     group_by: ["project_id", "model"] };
   const [completions, embeddings, costs] = await Promise.all([
-    buckets("usage/completions", params, signal), buckets("usage/embeddings", params, signal),
-    buckets("costs", { ...params, group_by: ["project_id", "line_item"] }, signal)]);
+    buckets(prefix, "usage/completions", params, signal), buckets(prefix, "usage/embeddings", params, signal),
+    buckets(prefix, "costs", { ...params, group_by: ["project_id", "line_item"] }, signal)]);
   const labels = Array.from({ length: days }, (_, i) => day(params.start_time + i * DAY));
   const perModel = {};
   const rows = new Map();
@@ -69,7 +69,8 @@ export async function render(main, ctx) {
   const projects = ctx.me.admin ? (await api.get("/v1/organization/projects", { signal: ctx.signal })).data
     : [{ id: ctx.me.project_id, name: ctx.me.project }];
   const names = Object.fromEntries(projects.map((p) => [p.id, p.name]));
-  const { labels, perModel, rows } = await load(days, ctx.me.admin ? chosen : null, ctx.signal);
+  const prefix = ctx.me.admin ? "/v1/organization" : "/v1/me";
+  const { labels, perModel, rows } = await load(prefix, days, ctx.me.admin ? chosen : null, ctx.signal);
   const go = (change) => {
     const q = new URLSearchParams({ days, project: chosen, ...change });
     location.hash = `#/usage?${q}`;
