@@ -44,34 +44,24 @@ def own_query(q: UsageQuery = Depends(usage_query), caller: Caller = Depends(get
     return q
 
 
-@router.get("/usage/completions")
-async def usage_completions(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "completions")
+def _usage(kind: str, query):
+    async def usage(q: UsageQuery = Depends(query), platform: Platform = Depends(get_platform)):
+        return await run_in_threadpool(usage_page, platform.db, q, kind)
+    return usage
 
 
-@router.get("/usage/embeddings")
-async def usage_embeddings(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "embeddings")
+def _costs(query):
+    async def costs(q: UsageQuery = Depends(query), platform: Platform = Depends(get_platform)):
+        return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
+    return costs
 
 
-@router.get("/costs")
-async def costs(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
-
-
-@own_router.get("/usage/completions")
-async def own_usage_completions(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "completions")
-
-
-@own_router.get("/usage/embeddings")
-async def own_usage_embeddings(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "embeddings")
-
-
-@own_router.get("/costs")
-async def own_costs(q: UsageQuery = Depends(own_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
+# The same three routes twice: every project (admin) and the caller's own project.
+for _router, _query in ((router, usage_query), (own_router, own_query)):
+    for _kind in ("completions", "embeddings"):
+        _router.add_api_route(f"/usage/{_kind}", _usage(_kind, _query), methods=["GET"],
+                              summary=f"Usage {_kind}")
+    _router.add_api_route("/costs", _costs(_query), methods=["GET"], summary="Costs")
 
 
 @router.get("/audit_logs")
