@@ -26,8 +26,10 @@ from rixin.api.labeling.router import router as labeling_router
 from rixin.api.logs.router import router as logs_router
 from rixin.api.models.router import router as models_router
 from rixin.api.organization.router import router as organization_router
+from rixin.api.organization.usage import own_router as own_usage_router
 from rixin.api.organization.usage import router as usage_router
 from rixin.api.organization.quota import router as quota_router
+from rixin.api.organization.compute import router as compute_router
 from rixin.api.projects.router import router as projects_router
 from rixin.api.recipes.router import router as recipes_router
 from rixin.api.review.router import router as review_router
@@ -67,9 +69,10 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (deployments_router, logs_router, feedback_router, flywheel_router):  # the flywheel
         app.include_router(router)
     app.include_router(recipes_router)
-    for router in (organization_router, usage_router):  # the Admin API (issue 12)
+    for router in (organization_router, usage_router, own_usage_router):  # the Admin API (issue 12)
         app.include_router(router)
     app.include_router(quota_router)
+    app.include_router(compute_router)
     app.add_middleware(Gate, platform=platform, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes,
                        read_timeout_s=platform.settings.read_timeout_s)

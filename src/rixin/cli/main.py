@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rixin.cli import bench as bench_commands
+from rixin.cli import compute as compute_commands
 from rixin.cli import data as data_commands
 from rixin.cli import eval as eval_commands
 from rixin.cli import train as train_commands
@@ -257,6 +258,7 @@ eval_commands.register(main)
 status_commands.register(main)
 flywheel_commands.register(main)
 bench_commands.register(main)
+compute_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from rixin.api.gate import NUL_MESSAGE
 from rixin.api.deps import get_caller, get_platform
 from rixin.api.files.protocol import file_object
 from rixin.api.files.upload import receive_upload
+from rixin.compute.quotas import storage
 from rixin.errors import InvalidRequest, RixinError
 from rixin.platform import Platform
 from rixin.store.files import check_filename, check_purpose
@@ -25,8 +26,9 @@ router = APIRouter(prefix="/v1")
 @router.post("/files")
 async def upload_file(request: Request, platform: Platform = Depends(get_platform),
                       caller: Caller = Depends(get_caller)):
+    stored = await run_in_threadpool(storage, platform.db, caller.project_id)
     try:
-        upload = await receive_upload(request, platform.artifacts, platform.settings.max_file_bytes)
+        upload = await receive_upload(request, platform.artifacts, platform.settings.max_file_bytes, stored)
     except ClientDisconnect:  # the client went away mid-upload; nothing was kept, nobody to answer
         return Response(status_code=499)
     try:

@@ -9,13 +9,15 @@ from starlette.requests import Request
 
 from rixin.errors import InvalidRequest
 from rixin.store.artifacts import ArtifactStore
+from rixin.store.files import storage_exceeded
 
 FIELD_LIMIT = 64 * 1024
 
 
 class Upload:
-    def __init__(self, artifacts: ArtifactStore, file_limit: int):
+    def __init__(self, artifacts: ArtifactStore, file_limit: int, storage: tuple[int, int | None]):
         self.artifacts, self.file_limit = artifacts, file_limit
+        self.stored, self.storage_limit = storage  # the project's bytes when the upload began
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.writer = None
@@ -51,6 +53,10 @@ class Upload:
     def on_part_data(self, data, start, end):
         if self._is_file:
             self.writer.write(bytes(data[start:end]))
+            # stop streaming once the file cannot fit the storage quota (the final, binding
+            # check is made when the file is registered: Files.add)
+            if self.storage_limit is not None and self.stored + self.writer.size > self.storage_limit:
+                raise storage_exceeded(self.stored, self.storage_limit, self.writer.size)
         else:
             self._value += data[start:end]
             if len(self._value) > FIELD_LIMIT:
@@ -70,13 +76,15 @@ class Upload:
             self.writer.abort()
 
 
-async def receive_upload(request: Request, artifacts: ArtifactStore, file_limit: int) -> Upload:
-    """Parse the request body; on any failure no partial artifact remains."""
+async def receive_upload(request: Request, artifacts: ArtifactStore, file_limit: int,
+                         storage: tuple[int, int | None] = (0, None)) -> Upload:
+    """Parse the request body; on any failure no partial artifact remains. `storage`: (bytes
+    the project stores, its quota or None), to stop a file over the quota while it streams."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise InvalidRequest("Upload files as multipart/form-data with a 'file' part and a "
                              "'purpose' field.", param="file", code="invalid_value")
-    upload = Upload(artifacts, file_limit)
+    upload = Upload(artifacts, file_limit, storage)
     parser = MultipartParser(options[b"boundary"], upload.callbacks())
     try:
         async for chunk in request.stream():

@@ -1,4 +1,6 @@
-"""The Admin API's usage, costs and audit logs (OpenAI's shapes). Admin keys only.
+"""The Admin API's usage, costs and audit logs (OpenAI's shapes; admin keys only), and the same
+usage and costs of the caller's own project for any key under /v1/me/ (rixin's own routes: a
+project's console page and `rixin usage` with a project key), as if `project_ids=<its project>`.
 
 Lists in the query string are read as OpenAI's clients send them: `group_by=model` repeated,
 or `group_by[]=model`."""
@@ -8,11 +10,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from rixin.api.deps import get_admin, get_platform
+from rixin.api.deps import get_admin, get_caller, get_platform
 from rixin.compute.usage import MAX_TS, UsageQuery, costs_page, usage_page
+from rixin.errors import PermissionDenied
 from rixin.platform import Platform
+from rixin.store.tenancy import Caller
 
 router = APIRouter(prefix="/v1/organization", dependencies=[Depends(get_admin)])
+own_router = APIRouter(prefix="/v1/me")
 
 
 def _listed(request: Request, name: str) -> list[str]:
@@ -30,19 +35,33 @@ def usage_query(request: Request,
                       _listed(request, "models"), limit, page)
 
 
-@router.get("/usage/completions")
-async def usage_completions(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "completions")
+def own_query(q: UsageQuery = Depends(usage_query), caller: Caller = Depends(get_caller)) -> UsageQuery:
+    """The caller's own project only."""
+    if any(p != caller.project_id for p in q.project_ids):
+        raise PermissionDenied("/v1/me/ reads the key's own project only: leave out project_ids, or "
+                               "use /v1/organization/ with an admin key.")
+    q.project_ids = [caller.project_id]
+    return q
 
 
-@router.get("/usage/embeddings")
-async def usage_embeddings(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(usage_page, platform.db, q, "embeddings")
+def _usage(kind: str, query):
+    async def usage(q: UsageQuery = Depends(query), platform: Platform = Depends(get_platform)):
+        return await run_in_threadpool(usage_page, platform.db, q, kind)
+    return usage
 
 
-@router.get("/costs")
-async def costs(q: UsageQuery = Depends(usage_query), platform: Platform = Depends(get_platform)):
-    return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
+def _costs(query):
+    async def costs(q: UsageQuery = Depends(query), platform: Platform = Depends(get_platform)):
+        return await run_in_threadpool(costs_page, platform.db, platform.controls.budgets, q)
+    return costs
+
+
+# The same three routes twice: every project (admin) and the caller's own project.
+for _router, _query in ((router, usage_query), (own_router, own_query)):
+    for _kind in ("completions", "embeddings"):
+        _router.add_api_route(f"/usage/{_kind}", _usage(_kind, _query), methods=["GET"],
+                              summary=f"Usage {_kind}")
+    _router.add_api_route("/costs", _costs(_query), methods=["GET"], summary="Costs")
 
 
 @router.get("/audit_logs")

@@ -5,6 +5,7 @@
 import { api, session } from "./api.js";
 import { clearNotice, field, h } from "./dom.js";
 import * as admin from "./pages/admin.js";
+import * as compute from "./pages/compute.js";
 import * as dataset from "./pages/dataset.js";
 import * as datasets from "./pages/datasets.js";
 import * as deployment from "./pages/deployment.js";
@@ -16,6 +17,7 @@ import * as logs from "./pages/logs.js";
 import * as models from "./pages/models.js";
 import * as playground from "./pages/playground.js";
 import * as training from "./pages/training.js";
+import * as usage from "./pages/usage.js";
 
 const ROUTES = [
   { path: /^\/models$/, page: models, nav: "models", title: "Models" },
@@ -29,6 +31,8 @@ const ROUTES = [
   { path: /^\/logs$/, page: logs, nav: "logs", title: "Logs" },
   { path: /^\/evals$/, page: evals, nav: "evals", title: "Evaluations" },
   { path: /^\/evals\/([^/]+)$/, page: evalrun, nav: "evals", title: "Eval run" },
+  { path: /^\/usage$/, page: usage, nav: "usage", title: "Usage" },
+  { path: /^\/compute$/, page: compute, nav: "compute", title: "Compute" },
   { path: /^\/admin$/, page: admin, nav: "admin", title: "Admin" },
 ];
 
@@ -40,6 +44,7 @@ function showShell(visible) {
   document.getElementById("nav").hidden = !visible;
   document.getElementById("who").hidden = !visible;
   document.getElementById("nav-admin").hidden = !(visible && me && me.admin);
+  document.getElementById("nav-compute").hidden = !(visible && me && me.admin);
   document.getElementById("who-admin").hidden = !(visible && me && me.admin);
   document.getElementById("who-project").textContent = me ? me.project : "";
 }

@@ -193,3 +193,44 @@ export function lineageGraph(models, { onSelect } = {}) {
   }
   return svg;
 }
+
+// Stacked columns, one per category (a day), one colour per series (a model):
+// series: [{name, values: [number per category]}]. Each segment carries data-series,
+// data-category and data-value, and a tooltip.
+export function columnChart(categories, series, { title, yLabel = "", width = 640, height = 260 } = {}) {
+  const m = { left: 64, right: 16, top: 24 + 14 * series.length, bottom: 40 };
+  const totals = categories.map((_, i) => series.reduce((sum, x) => sum + x.values[i], 0));
+  const svg = s("svg", { class: "chart column-chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
+  const summary = categories.map((c, i) => `${c} ${totals[i].toLocaleString()}`).join(", ");
+  svg.append(s("title", {}, `${title}: ${totals.some((t) => t > 0) ? summary : "nothing yet"}`));
+  const top = Math.max(1, ...totals);
+  const Y = (v) => height - m.bottom - (v / top) * (height - m.top - m.bottom);
+  for (const t of ticks(0, top, 4)) {
+    svg.append(s("line", { class: "grid", x1: m.left, x2: width - m.right, y1: Y(t), y2: Y(t) }),
+      s("text", { x: m.left - 6, y: Y(t) + 4, "text-anchor": "end" }, label(t)));
+  }
+  const slot = (width - m.left - m.right) / Math.max(1, categories.length);
+  const every = Math.ceil(categories.length / 10); // at most 10 labels under the axis
+  categories.forEach((c, i) => {
+    const x = m.left + i * slot + slot * 0.15;
+    let base = 0;
+    series.forEach((one, k) => {
+      const v = one.values[i];
+      if (v > 0) {
+        svg.append(s("rect", { class: `column legend-${k % 3}`, x: x.toFixed(1), y: Y(base + v).toFixed(1),
+          width: (slot * 0.7).toFixed(1), height: (Y(base) - Y(base + v)).toFixed(1),
+          "data-series": one.name, "data-category": c, "data-value": v },
+        s("title", {}, `${one.name}, ${c}: ${v.toLocaleString()} ${yLabel}`)));
+      }
+      base += v;
+    });
+    if (i % every === 0) svg.append(s("text", { x: x + slot * 0.35, y: height - m.bottom + 16, "text-anchor": "middle" }, c));
+  });
+  svg.append(s("line", { class: "axis", x1: m.left, x2: width - m.right, y1: height - m.bottom, y2: height - m.bottom }),
+    s("text", { x: 12, y: 14 }, yLabel));
+  series.forEach((one, k) => {
+    svg.append(s("rect", { class: `legend-${k % 3}`, x: width - m.right - 220, y: 8 + k * 14, width: 10, height: 10 }),
+      s("text", { x: width - m.right - 206, y: 17 + k * 14 }, one.name));
+  });
+  return svg;
+}
