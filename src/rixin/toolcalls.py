@@ -107,6 +107,18 @@ def check_tools(tools: list | None) -> list[Function]:
     return out
 
 
+def declared(tools: list | None) -> list[Function]:
+    """The functions of a fine-tuning example's `tools` (already checked by data/formats.py),
+    for rendering only: no grammar is built from them, so their schemas are not re-checked."""
+    out = []
+    for tool in tools or []:
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            out.append(Function(fn["name"], fn.get("description"), fn.get("parameters", EMPTY_PARAMETERS),
+                                bool(fn.get("strict"))))
+    return out
+
+
 @dataclass(frozen=True)
 class Choice:
     """What the reply may be: mode 'none' (text), 'auto' (text or calls), 'required' (calls),
