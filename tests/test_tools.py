@@ -78,21 +78,22 @@ def test_named_tool_choice_calls_that_function(server):
 
 def test_parallel_calls_stream_as_separate_indices(server):
     """With parallel_tool_calls (the default) the model may call several functions; each call
-    is its own index in the stream, and the stream accumulates to the whole answer's calls."""
-    client = server.client()
+    is its own index in the stream with its own id, and the deltas accumulate to the calls the
+    client's stream helper reports (the whole-answer equivalence is the round trip test's)."""
     messages = [{"role": "user", "content": "What is the weather in Paris and in Rome?"}]
-    whole = _create(client, messages=messages, tool_choice="required", max_tokens=128)
-    assert whole.choices[0].finish_reason == "tool_calls", whole.choices[0]
-    expected = _valid(whole.choices[0].message.tool_calls)
-    assert len({c.id for c in whole.choices[0].message.tool_calls}) == len(expected) >= 1
-    stream = client.chat.completions.create(model=CHAT, messages=messages, tools=TOOLS, tool_choice="required",
-                                            temperature=0, max_tokens=128, stream=True)
     calls: dict[int, dict] = {}
-    for chunk in stream:
-        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            call = calls.setdefault(delta.index, {"name": delta.function.name, "arguments": ""})
-            call["arguments"] += delta.function.arguments or ""
+    with server.client().chat.completions.stream(model=CHAT, messages=messages, tools=TOOLS,
+                                                 tool_choice="required", temperature=0, max_tokens=128) as stream:
+        for event in stream:
+            chunk = event.chunk if event.type == "chunk" else None
+            for delta in (chunk.choices[0].delta.tool_calls or []) if chunk and chunk.choices else []:
+                call = calls.setdefault(delta.index, {"id": delta.id, "name": delta.function.name, "arguments": ""})
+                call["arguments"] += delta.function.arguments or ""
+        final = stream.get_final_completion().choices[0]
+    assert final.finish_reason == "tool_calls", final
+    expected = _valid(final.message.tool_calls)
     assert sorted(calls) == list(range(len(expected)))
+    assert len({calls[i]["id"] for i in calls}) == len(calls)
     assert [(calls[i]["name"], json.loads(calls[i]["arguments"])) for i in sorted(calls)] == expected
 
 
