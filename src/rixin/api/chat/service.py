@@ -49,7 +49,9 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
         if m.role == "tool" and not m.tool_call_id:
             raise InvalidRequest("Missing required parameter: 'tool_call_id' for a tool message.",
                                  param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
-        calls = _check_calls(m.tool_calls, f"messages[{i}].tool_calls") if m.role == "assistant" and m.tool_calls else None
+        calls = None
+        if m.role == "assistant" and m.tool_calls:
+            calls = _check_calls(m.tool_calls, f"messages[{i}].tool_calls")
         if m.content is None:
             if calls:
                 out.append({"role": role, "content": None, "tool_calls": calls})

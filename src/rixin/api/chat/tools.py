@@ -84,6 +84,7 @@ class Deltas:
                 out.append({"tool_calls": [{"index": k, "id": toolcalls.call_id(self.cid, self.index, k),
                                             "type": "function", "function": {"name": call.name, "arguments": ""}}]})
             if len(call.arguments) > self.sent_args[k]:
-                out.append({"tool_calls": [{"index": k, "function": {"arguments": call.arguments[self.sent_args[k]:]}}]})
+                fragment = call.arguments[self.sent_args[k]:]
+                out.append({"tool_calls": [{"index": k, "function": {"arguments": fragment}}]})
                 self.sent_args[k] = len(call.arguments)
         return out, ("tool_calls" if finish_reason == "stop" and calls else finish_reason)
