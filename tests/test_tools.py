@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from conftest import CHAT
+from test_user_models import tiny_hf_model  # noqa: F401 - a fixture
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
                                             "unit": {"enum": ["celsius", "fahrenheit"]}},
@@ -117,6 +118,19 @@ def test_auto_answers_text_or_valid_calls(server):
         _valid(choice.message.tool_calls)
     else:
         assert choice.message.content and not choice.message.content.startswith("<tool_call>")
+
+
+def test_a_model_without_constrained_decoding_refuses_forced_calls(server, tiny_hf_model):  # noqa: F811
+    """A transformers-served model cannot force a call (400 naming tool_choice); under 'auto'
+    it answers freely, read as text unless it writes the call format."""
+    model = f"tiny-tools-{server.backend}"
+    server.offline("models", "add", str(tiny_hf_model), "--id", model)
+    client = server.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, tool_choice="required", max_tokens=4)
+    assert caught.value.body["param"] == "tool_choice" and "auto" in caught.value.body["message"]
+    answer = client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, max_tokens=4, temperature=0)
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].message.content
 
 
 BAD = [
