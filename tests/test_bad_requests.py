@@ -166,8 +166,11 @@ ROWS = [
             "name": "x", "schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/nowhere"}}}}}),
         param="response_format.json_schema.schema", says="nowhere"),
     # --- chat/completions: features rixin does not implement --------------------------------
-    Bad("chat-tools", CHAT_PATH, chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-        param="tools", code="unsupported_parameter"),
+    # tools are supported (tests/test_tools.py has their own bad cases); the legacy functions are not
+    Bad("chat-tools-name-with-space", CHAT_PATH, chat(tools=[{"type": "function", "function": {"name": "f g"}}]),
+        param="tools[0].function.name", code="invalid_value"),
+    Bad("chat-legacy-functions", CHAT_PATH, chat(functions=[{"name": "f", "parameters": {}}]),
+        param="functions", code="unsupported_parameter"),
     Bad("chat-logit-bias", CHAT_PATH, chat(logit_bias={"50256": -100}), param="logit_bias",
         code="unsupported_parameter"),
     Bad("chat-audio-modality", CHAT_PATH, chat(modalities=["text", "audio"]), param="modalities",

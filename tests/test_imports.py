@@ -28,7 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # room issue 19 adds (deployments, routing, the engine pool and client).
 ROOMS: list[tuple[str, ...]] = [
     ("errors", "config", "metrics", "rixin", "extensions"),  # "rixin": the package itself (__version__)
-    ("schemas", "gbnf", "grammar"),  # JSON Schema checks and grammars: used by engines and api alike
+    ("schemas", "gbnf", "grammar", "toolcalls"),  # JSON Schema checks, grammars, the tool-call format: engines, api, train
     ("store",),
     ("models",),
     ("engines",),

@@ -262,3 +262,34 @@ def check_gbnf(text: str) -> str | None:
     if cycle is not None:
         return f"rule '{_public(cycle)}' refers to itself before producing any text (left recursion)"
     return None
+
+
+def literal(text: str) -> str:
+    """`text` as a GBNF string literal (quotes, backslashes and line ends escaped)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def prefixed(text: str, prefix: str) -> str:
+    """`text` with every rule name, defined or referenced, given `prefix`: several converted
+    grammars (each with its own `root`, `space`, `char`...) then share one grammar without
+    their rules colliding. Literals and character classes are kept as written."""
+    lines = []
+    for line in text.split("\n"):
+        m = _RULE.match(line)
+        if m is None:
+            lines.append(line)
+            continue
+        body, pos, out = m.group(2), 0, []
+        while pos < len(body):
+            token = _TOKEN.match(body, pos)
+            if token is None or token.end() == pos:
+                out.append(body[pos:])
+                break
+            piece = body[pos:token.end()]
+            if token.group("name") is not None:
+                piece = piece[:token.start("name") - pos] + prefix + token.group("name")
+            out.append(piece)
+            pos = token.end()
+        lines.append(f"{prefix}{m.group(1)} ::= {''.join(out)}")
+    return "\n".join(lines)

@@ -32,6 +32,8 @@ class SamplingParams:
     """Constrain the output to JSON valid against this schema."""
     json_object: bool = False
     """Constrain the output to some JSON object."""
+    grammar: str | None = None
+    """Constrain the output to this GBNF grammar (tool calls: rixin/toolcalls.py builds it)."""
 
 
 @dataclass

@@ -204,19 +204,26 @@ class LlamaCppEngine:
         from rixin.grammar import gbnf
         from rixin.schemas import SchemaProblem, check
 
-        if params.json_schema is None and not params.json_object:
+        from rixin.gbnf import check_gbnf
+
+        if params.json_schema is None and not params.json_object and params.grammar is None:
             return None
-        key = json.dumps(params.json_schema) if params.json_schema is not None else ""  # order kept: it is the output's
+        param = "tools" if params.grammar is not None else "response_format.json_schema.schema"
+        # order kept: it is the output's
+        key = (f"gbnf:{params.grammar}" if params.grammar is not None
+               else json.dumps(params.json_schema) if params.json_schema is not None else "")
         if key not in self._grammars:
             try:
-                text = gbnf(check(params.json_schema)) if key else JSON_GBNF
+                text = (params.grammar if params.grammar is not None
+                        else gbnf(check(params.json_schema)) if key else JSON_GBNF)
             except SchemaProblem as e:
-                raise InvalidRequest(f"This JSON schema cannot constrain generation: {e}",
-                                     param="response_format.json_schema.schema") from e
-            probe = llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, text.encode("utf-8"), b"root")
+                raise InvalidRequest(f"This JSON schema cannot constrain generation: {e}", param=param) from e
+            why = check_gbnf(text) if params.grammar is not None else None
+            probe = why is None and llama_cpp.llama_sampler_init_grammar(self.llm._model.vocab, text.encode("utf-8"),
+                                                                          b"root")
             if not probe:
-                raise InvalidRequest("This JSON schema gives a grammar llama.cpp cannot parse; simplify it.",
-                                     param="response_format.json_schema.schema")
+                raise InvalidRequest(f"This JSON schema gives a grammar llama.cpp cannot parse ({why or 'refused'}); "
+                                     "simplify it.", param=param)
             llama_cpp.llama_sampler_free(probe)
             if len(self._grammars) >= 256:  # one entry per distinct schema: bounded
                 self._grammars.clear()

@@ -108,11 +108,12 @@ class TransformersEngine:
     def generate(self, request: GenerateRequest) -> Iterator[Chunk]:
         """Validate now (errors surface at the call, before any chunk), then stream the decode."""
         params = request.params
-        if params.json_schema is not None or params.json_object:
+        if params.json_schema is not None or params.json_object or params.grammar is not None:
             raise InvalidRequest(
-                "The transformers engine cannot constrain output to JSON. For response_format "
-                "json_schema or json_object, use a GGUF model served by llama.cpp.",
-                param="response_format",
+                "The transformers engine cannot constrain output (to JSON or to tool calls). For "
+                "response_format json_schema or json_object, or tool_choice 'required' or a named "
+                "function, use a GGUF model served by llama.cpp.",
+                param="response_format" if params.grammar is None else "tool_choice",
             )
         _check_params(params)
         prompt_ids = self._prompt_ids(request)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rixin.toolcalls import declared, render
+
 IGNORE = -100
 
 
@@ -35,27 +37,30 @@ def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def _plain(messages: list[dict]) -> list[dict]:
-    """Messages as the chat template expects them: role and string content."""
+def _plain(messages: list[dict], tools: list | None = None) -> list[dict]:
+    """Messages as the chat template expects them: role and string content, with tool calls,
+    tool results and the `tools` rendered the way serving renders them (rixin/toolcalls.py)."""
     out = []
     for m in messages:
         content = m.get("content")
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content)
-        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content or ""})
-    return out
+        role = {"developer": "system", "function": "tool"}.get(m["role"], m["role"])
+        keep = {k: m[k] for k in ("tool_calls", "weight") if m.get(k) is not None}
+        out.append({"role": role, "content": content or "", **keep})
+    return render(out, declared(tools))
 
 
-def encode_chat(tokenizer, messages: list[dict]) -> Encoded:
-    """Loss on assistant replies only (and not on those with weight 0).
+def encode_chat(tokenizer, messages: list[dict], tools: list | None = None) -> Encoded:
+    """Loss on assistant replies only (and not on those with weight 0), tool calls included.
 
     The template is rendered turn by turn; each assistant turn's text is the difference
     between the conversation rendered with and without it, so the mask follows the template
     exactly (end-of-turn tokens included, the header `<|im_start|>assistant` excluded)."""
-    plain = _plain(messages)
+    plain = _plain(messages, tools)
     segments: list[tuple[str, bool]] = []
     done = ""
-    for k, message in enumerate(messages):
+    for k, message in enumerate(plain):
         if message["role"] != "assistant":
             continue
         prompt = _render(tokenizer, plain[:k], True) if k else ""
@@ -89,7 +94,7 @@ def _tokenize_segments(tokenizer, segments: list[tuple[str, bool]]) -> Encoded:
 
 def encode_record(tokenizer, record: dict) -> Encoded:
     if "messages" in record:
-        return encode_chat(tokenizer, record["messages"])
+        return encode_chat(tokenizer, record["messages"], record.get("tools"))
     if "prompt" in record:
         return encode_prompt_completion(tokenizer, record["prompt"], record["completion"])
     return encode_text(tokenizer, record["text"])

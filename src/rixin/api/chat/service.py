@@ -11,19 +11,35 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from rixin.api.chat.protocol import ChatCompletionRequest, choice_logprobs, chunk_object, completion_object
+from rixin.api.chat.tools import Deltas, ToolPlan, message, plan
 from rixin.api.sampling import check_n, reject_unsupported, sampling_params
 from rixin.api.streaming import respond_when_done, stream_response, usage
 from rixin.engines.base import Chunk, Collected, GenerateRequest
 from rixin.errors import InvalidRequest
 from rixin.flywheel.hook import track
+from rixin.models.engines import LLAMA_CPP
 from rixin.models.registry import spec_of
 from rixin.platform import Platform
 from rixin.serving.choices import Choices
 from rixin.store.tenancy import Caller
+from rixin.toolcalls import render
+
+
+def _check_calls(calls: list[dict], param: str) -> list[dict]:
+    """An assistant message's tool_calls, each {id, type: function, function: {name, arguments}}."""
+    for k, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if (not isinstance(fn, dict) or not isinstance(fn.get("name"), str)
+                or not isinstance(fn.get("arguments", ""), str)):
+            raise InvalidRequest(f"Invalid '{param}[{k}]': a tool call is {{\"id\": ..., \"type\": \"function\", "
+                                 "\"function\": {\"name\": ..., \"arguments\": \"<JSON text>\"}}.",
+                                 param=f"{param}[{k}]", code="invalid_value")
+    return calls
 
 
 def engine_messages(body: ChatCompletionRequest) -> list[dict]:
-    """Messages as {role, content: str}, the form chat templates expect."""
+    """Messages as {role, content: str | None} (with an assistant's `tool_calls` and a tool
+    message's `tool_call_id`), for toolcalls.render to turn into what chat templates expect."""
     out = []
     for i, m in enumerate(body.messages):
         role = "system" if m.role == "developer" else m.role
@@ -33,9 +49,12 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
         if m.role == "tool" and not m.tool_call_id:
             raise InvalidRequest("Missing required parameter: 'tool_call_id' for a tool message.",
                                  param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
+        calls = None
+        if m.role == "assistant" and m.tool_calls:
+            calls = _check_calls(m.tool_calls, f"messages[{i}].tool_calls")
         if m.content is None:
-            if m.role == "assistant" and m.tool_calls:
-                out.append({"role": role, "content": ""})
+            if calls:
+                out.append({"role": role, "content": None, "tool_calls": calls})
                 continue
             raise InvalidRequest(f"Missing required parameter: 'content' of a {m.role} message.",
                                  param=f"messages[{i}].content", code="missing_required_parameter")
@@ -55,13 +74,13 @@ def engine_messages(body: ChatCompletionRequest) -> list[dict]:
                                          code="missing_required_parameter")
                 parts.append(value)
             text = "".join(parts)
-        out.append({"role": role, "content": text})
+        out.append({"role": role, "content": text, **({"tool_calls": calls} if calls else {})})
     return out
 
 
-def build_requests(body: ChatCompletionRequest, max_n: int,
-                   project: str | None = None) -> list[GenerateRequest]:
-    reject_unsupported(tools=body.tools, functions=body.functions, logit_bias=body.logit_bias)
+def build_requests(body: ChatCompletionRequest, max_n: int, project: str | None = None,
+                   tools: ToolPlan | None = None) -> list[GenerateRequest]:
+    reject_unsupported(functions=body.functions, logit_bias=body.logit_bias)
     if body.modalities and "audio" in body.modalities:
         raise InvalidRequest("Audio output is not supported; use modalities ['text'].",
                              param="modalities", code="invalid_value")
@@ -72,7 +91,8 @@ def build_requests(body: ChatCompletionRequest, max_n: int,
         raise InvalidRequest("'stream_options' is only allowed when 'stream' is true.",
                              param="stream_options", code="invalid_value")
     n = check_n(body.n, max_n)
-    messages = engine_messages(body)
+    tools = tools or plan(body, constrains=False)
+    messages = render(engine_messages(body), tools.functions)
     requests = []
     for i in range(n):
         params = sampling_params(
@@ -81,14 +101,18 @@ def build_requests(body: ChatCompletionRequest, max_n: int,
             logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs,
             presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
             response_format=body.response_format)
+        params.grammar = tools.grammar
         requests.append(GenerateRequest(params, messages=messages, project=project))
     return requests
 
 
-def _answer(cid: str, created: int, model: str, results: list[Collected], wants_logprobs: bool) -> dict:
-    choices = [{"index": i, "message": {"role": "assistant", "content": r.text, "refusal": None},
-                "logprobs": choice_logprobs(r.logprobs, wants_logprobs), "finish_reason": r.finish_reason}
-               for i, r in enumerate(results)]
+def _answer(cid: str, created: int, model: str, results: list[Collected], wants_logprobs: bool,
+            tools: ToolPlan) -> dict:
+    choices = []
+    for i, r in enumerate(results):
+        msg, finish_reason = message(r.text, r.finish_reason, tools, cid, i)
+        choices.append({"index": i, "message": msg, "logprobs": choice_logprobs(r.logprobs, wants_logprobs),
+                        "finish_reason": finish_reason})
     return completion_object(cid, created, model, choices,
                              usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)))
 
@@ -98,36 +122,45 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
     # A deployment name resolves once per request: a concurrent switch never mixes targets.
     resolved = await run_in_threadpool(platform.deployments.resolve, caller, body.model)
     row, shown = resolved.model, body.model  # clients get back the name they sent
-    requests = build_requests(body, platform.settings.max_n, caller.project_id)
+    spec = spec_of(row)
+    tools = plan(body, constrains=spec.engine == LLAMA_CPP.name)
+    requests = build_requests(body, platform.settings.max_n, caller.project_id, tools)
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     wants_logprobs = bool(body.logprobs)
-    choices = Choices(platform.pool, spec_of(row), requests)
+    choices = Choices(platform.pool, spec, requests)
     record = track(platform.log_writer, caller, resolved, body, cid=cid, endpoint="chat.completions",
                    prompt_text="\n".join(m["content"] for m in requests[0].messages))
 
     def shape(results: list[Collected]) -> dict:
-        return _answer(cid, created, shown, results, wants_logprobs)
+        return _answer(cid, created, shown, results, wants_logprobs, tools)
 
     if not body.stream:
         return await respond_when_done(choices, request, shape, record)
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_field = None if include_usage else False
-    started: set[int] = set()
+    streams: dict[int, Deltas] = {}
 
-    def render(index: int, chunk: Chunk) -> list[dict]:
+    def event(index: int, delta: dict, logprobs=None, finish_reason: str | None = None) -> dict:
+        return chunk_object(cid, created, shown, [{"index": index, "delta": delta, "logprobs": logprobs,
+                                                   "finish_reason": finish_reason}], usage_field)
+
+    def render_chunk(index: int, chunk: Chunk) -> list[dict]:
         events_out = []
-        if index not in started:
-            started.add(index)
-            delta = {"role": "assistant", "content": "", "refusal": None}
-            events_out.append(chunk_object(cid, created, shown, [
-                {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}], usage_field))
-        if chunk.text or chunk.logprobs or chunk.finish_reason:
-            delta = {"content": chunk.text} if chunk.text or not chunk.finish_reason else {}
-            events_out.append(chunk_object(cid, created, shown, [
-                {"index": index, "delta": delta,
-                 "logprobs": choice_logprobs(chunk.logprobs, wants_logprobs) if chunk.logprobs else None,
-                 "finish_reason": chunk.finish_reason}], usage_field))
+        if index not in streams:
+            streams[index] = Deltas(tools, cid, index)
+            # With tools the reply may turn out to be calls: content starts as null, as OpenAI's does.
+            content = None if tools.choice.calls else ""
+            events_out.append(event(index, {"role": "assistant", "content": content, "refusal": None}))
+        deltas, finish_reason = streams[index].add(chunk.text, chunk.finish_reason)
+        logprobs = choice_logprobs(chunk.logprobs, wants_logprobs) if chunk.logprobs else None
+        if logprobs is not None and not deltas:
+            deltas = [{}]
+        for k, delta in enumerate(deltas):
+            last = k == len(deltas) - 1
+            events_out.append(event(index, delta, logprobs if k == 0 else None, finish_reason if last else None))
+        if chunk.finish_reason and not deltas:
+            events_out.append(event(index, {}, None, finish_reason))
         return events_out
 
     def final(prompt_tokens: int, completion_tokens: int) -> dict | None:
@@ -135,4 +168,4 @@ async def create(platform: Platform, caller: Caller, body: ChatCompletionRequest
             return None
         return chunk_object(cid, created, shown, [], usage(prompt_tokens, completion_tokens))
 
-    return await stream_response(choices, render, final, shape, record)
+    return await stream_response(choices, render_chunk, final, shape, record)
