@@ -18,15 +18,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from rixin.data.formats import check_file
-from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, invalid_from
+from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, Preempted, invalid_from
 from rixin.store.artifacts import ArtifactStore
 from rixin.store.files import Files
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
 from rixin.train.config import METHODS, Hyperparameters, TrainConfig
-from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
-                                 STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
+from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, PREEMPT,
+                                 PREEMPTED, RESUMED, STARTED, STEP, clear_stop, metrics_path, request_stop,
+                                 stop_requested)
 from rixin.train.events import JobEvents
 from rixin.train.services import TrainServices
 
@@ -116,7 +117,9 @@ def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> s
 
 # the job event each lifecycle line of metrics.jsonl becomes (str.format over the line)
 LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
-             PAUSED: "Training paused at a checkpoint", CANCELLED: "Training stopped", FINISHED: "Training finished"}
+             PAUSED: "Training paused at a checkpoint",
+             PREEMPTED: "Training stopped at a checkpoint (step {step}) to give its capacity back",
+             CANCELLED: "Training stopped", FINISHED: "Training finished"}
 
 
 class MetricsTail:
@@ -157,6 +160,7 @@ class MetricsTail:
             if item["valid_loss"] is not None:
                 self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
+            self.report(checkpoint_step=item["step"])  # the scheduler's "work since checkpoint"
         elif kind in LIFECYCLE:
             events.add(job_id, LIFECYCLE[kind].format(**item),
                        data={k: v for k, v in item.items() if k not in ("event", "time")})
@@ -229,6 +233,8 @@ def _fit(trainer, outcome: dict) -> None:
 def finish_training(services: TrainServices, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail,
                     outcome) -> dict:
     stop = stop_requested(work)
+    if stop == PREEMPT and not (work / "final").exists():  # (asked after the last step: just finish)
+        raise Preempted(job.id)
     if stop == PAUSE:
         services.jobs.set_status(job.id, "paused")
         raise Paused(job.id)
