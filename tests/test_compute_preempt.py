@@ -18,7 +18,7 @@ import pytest
 
 from conftest import CHAT, start_server, stop_server
 from test_fine_tuning import fact_file
-from test_fine_tuning_faults import resumed_events, step_of, wait_for
+from test_fine_tuning_faults import fresh, resumed_events, step_of, wait_for  # noqa: F401 - fresh: a fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 INTERVAL = 4
@@ -61,15 +61,8 @@ def borrower_started(borrower, rows: int = 96):
     return wait_for(borrower, job.id, lambda j: j.status == "running" and step_of(j) >= INTERVAL + 2)
 
 
-@pytest.fixture
-def gateway(tmp_path):
-    server = start_server(tmp_path / "data", admin_key="rx-admin-" + secrets.token_hex(8))
-    yield server
-    stop_server(server)
-
-
-def test_the_owner_reclaims_its_slot_and_the_borrower_resumes_from_its_checkpoint(gateway):
-    owner, borrower = contenders(gateway)
+def test_the_owner_reclaims_its_slot_and_the_borrower_resumes_from_its_checkpoint(fresh):
+    owner, borrower = contenders(fresh)
     victim = borrower_started(borrower)
     claim = submit(owner, 12)
     wait_for(borrower, victim.id, lambda j: preempted_events(borrower, j.id))

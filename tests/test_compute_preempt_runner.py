@@ -12,26 +12,16 @@ import time
 
 import pytest
 
-from conftest import BACKENDS, fresh_postgres_database
+from test_compute_admission import db  # noqa: F401 - the fixture: a migrated database per backend
 from rixin.compute.quotas import QuotaBody, Quotas
 from rixin.errors import Preempted
 from rixin.jobs.runner import JobRunner
 from rixin.jobs.store import JobStore
-from rixin.store.db import Database
 from rixin.store.tenancy import Tenancy
 from rixin.train.events import JobEvents
 
 pytestmark = pytest.mark.timeout(120)
 STEPS, CHECKPOINT = 40, 5
-
-
-@pytest.fixture(params=BACKENDS)
-def db(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'r.db'}" if request.param == "sqlite" else fresh_postgres_database()
-    database = Database(url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 class Counting:
