@@ -81,6 +81,8 @@ def test_the_owner_reclaims_its_slot_and_the_borrower_resumes_from_its_checkpoin
     assert len(resumed) == 1 and resumed[0] >= INTERVAL, resumed
     assert sorted(set(steps)) == list(range(1, STEPS[96] + 1)), steps  # every step was trained
     assert len(steps) - STEPS[96] <= INTERVAL, steps  # redone: at most one checkpoint interval
+    checkpoints = [c.step_number for c in borrower.fine_tuning.jobs.checkpoints.list(victim.id, limit=100).data]
+    assert len(checkpoints) == len(set(checkpoints)), checkpoints  # the resumed run recorded each once
 
 
 def test_a_gateway_killed_during_the_hand_over_loses_no_job(tmp_path):

@@ -104,3 +104,37 @@ def test_work_without_a_preempt_hook_is_not_preempted_and_the_owner_waits(db):
     assert not [e for e in events if (e.data or {}).get("reason") == "preempted"]
     assert [(r[0], r[1], r[2]) for r in runs] == [(victim.id, 0, STEPS), (claim.id, 0, STEPS)]
     assert victim.attempts == 1
+
+
+def test_a_resumed_job_records_its_earlier_runs_lines_once(db, tmp_path):
+    """metrics.jsonl keeps every run's lines (the results file needs them all); a run that
+    resumes after a preemption reads them again but records only the new ones as events and
+    checkpoints (the offset recorded so far is in the job's progress)."""
+    from rixin.train.control import CHECKPOINT as CKPT
+    from rixin.train.control import PREEMPTED, RESUMED, STEP, log_line
+    from rixin.train.job import MetricsTail
+
+    jobs, events = JobStore(db), JobEvents(db)
+    caller = Tenancy(db).authenticate(Tenancy(db).create_key("tail").key)
+    job = jobs.create(caller, "fine_tune", {})
+
+    def step(n: int) -> None:
+        log_line(tmp_path, STEP, step=n, total_steps=4, train_loss=0.5, learning_rate=1e-4,
+                 tokens_per_second=1.0, trained_tokens=n * 10)
+
+    def run() -> MetricsTail:  # one run of the job's driver: a fresh tail over the job's record
+        tail = MetricsTail(events, jobs.get(None, job.id), tmp_path, lambda **v: jobs.progress(job.id, **v))
+        tail.poll()
+        return tail
+
+    step(1), step(2), log_line(tmp_path, CKPT, step=2, path="p2", train_loss=0.5, valid_loss=0.4)
+    log_line(tmp_path, PREEMPTED, step=2)
+    first = run()
+    log_line(tmp_path, RESUMED, step=2, checkpoint="step-000002")
+    step(3), step(4)
+    second = run()
+    messages = [e.message for e in events.page(job.id, limit=100)[0]]
+    assert sum(m.startswith("Step ") for m in messages) == 4 and len(events.checkpoints(job.id)[0]) == 1
+    assert sum(m.startswith("Training stopped at a checkpoint") for m in messages) == 1
+    assert [r["step"] for r in second.rows] == [1, 2, 2, 3, 4] and len(first.rows) == 3  # (2: its valid_loss)
+    assert jobs.get(None, job.id).progress["checkpoint_step"] == 2

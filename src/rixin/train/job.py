@@ -123,11 +123,16 @@ LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
 
 
 class MetricsTail:
-    """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress."""
+    """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress.
+
+    A job that resumes (after a pause, a preemption or a crash) appends to the same file: the
+    lines an earlier run recorded (up to progress `metrics_offset`) are read again for the
+    results file, but not recorded twice as events and checkpoints."""
 
     def __init__(self, events: JobEvents, job: Job, work: Path, report):
         self.events, self.job, self.work, self.report = events, job, work, report
         self.offset, self.rows, self.last = 0, [], {}
+        self.recorded = int((job.progress or {}).get("metrics_offset") or 0)
 
     def poll(self) -> None:
         path = metrics_path(self.work)
@@ -136,16 +141,29 @@ class MetricsTail:
         with path.open() as f:
             f.seek(self.offset)
             lines = f.readlines()
-            self.offset = f.tell() - (len(lines[-1]) if lines and not lines[-1].endswith("\n") else 0)
         for line in lines:
-            if line.endswith("\n"):
-                self.record(json.loads(line))
+            if not line.endswith("\n"):  # being written: read again at the next poll
+                break
+            self.offset += len(line)  # (json.dumps writes ASCII: characters are bytes)
+            self.record(json.loads(line), replay=self.offset <= self.recorded)
+        if self.offset > self.recorded:
+            self.recorded = self.offset
+            self.report(metrics_offset=self.offset)
 
-    def record(self, item: dict) -> None:
-        events, job_id, kind = self.events, self.job.id, item.get("event")
+    def record(self, item: dict, replay: bool = False) -> None:
+        kind = item.get("event")
         if kind == STEP:
             self.rows.append(item)
             self.last = item
+        elif kind == CHECKPOINT and item["valid_loss"] is not None:
+            self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
+        if not replay:  # (a replayed line was recorded by an earlier run: only the results need it)
+            self.announce(item)
+
+    def announce(self, item: dict) -> None:
+        """A line as the job's events, checkpoints and progress."""
+        events, job_id, kind = self.events, self.job.id, item.get("event")
+        if kind == STEP:
             data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
                                          "total_steps", "trained_tokens")}
             events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
@@ -157,8 +175,6 @@ class MetricsTail:
         elif kind == CHECKPOINT:
             metrics = {"step": item["step"], "train_loss": item["train_loss"], "valid_loss": item["valid_loss"]}
             events.add_checkpoint(job_id, item["step"], item["path"], metrics)
-            if item["valid_loss"] is not None:
-                self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
             self.report(checkpoint_step=item["step"])  # the scheduler's "work since checkpoint"
         elif kind in LIFECYCLE:
