@@ -42,8 +42,8 @@ def running(rows: Iterable[Job], quotas: Mapping[str, Quota], holds_slot: set[st
         if not borrowed:
             for c, n in need.items():
                 used[j.project_id][c] += n
-        out.append(Running(j.id, j.project_id, need, priority(j), borrowed,
-                           work_since_checkpoint=work_since_checkpoint(j), preemptible=j.kind in preemptible and j.id in holds_slot))
+        out.append(Running(j.id, j.project_id, need, priority(j), borrowed, work_since_checkpoint(j),
+                           preemptible=j.kind in preemptible and j.id in holds_slot))
     return out
 
 

@@ -101,6 +101,8 @@ class JobRunner:
                                            self.per_project, set(self.running), self.preempters,
                                            set(self.stopping))
         await asyncio.to_thread(self._preempt, decision)
+        # (a victim that ended on its own while it was being chosen is not waited for)
+        self.stopping = {k: v for k, v in self.stopping.items() if k in self.running}
         waiting = dict(decision.waiting)
         for start in decision.start:
             if self.stopping:  # what victims hold is not free until they stop: nothing starts before
