@@ -112,3 +112,18 @@ def test_the_running_jobs_record_gives_the_work_since_its_checkpoint_and_preempt
     assert (out["ft"].preemptible, out["fresh"].preemptible) == (True, True)
     assert not out["clean"].preemptible and not out["elsewhere"].preemptible  # no hook / another runner's
     assert out["elsewhere"].work_since_checkpoint == 0.0
+
+
+def test_resources_become_ray_trains_scaling():
+    """What a fine-tuning job's workers hold on Ray: the accelerator class its `resources`
+    name (Ray places a worker only on a node that advertises it; "GPU" is Ray's use_gpu)."""
+    from rixin.train.config import Hyperparameters
+    from rixin.train.job import scaling
+
+    hp = Hyperparameters(num_workers=2)
+    assert scaling(hp, None) == {"num_workers": 2, "use_gpu": False}
+    assert scaling(hp, {"accelerator": "GPU", "workers": 2, "accelerators_per_worker": 4}) == {
+        "num_workers": 2, "use_gpu": True, "resources_per_worker": {"CPU": 1.0, "GPU": 4.0}}
+    assert scaling(hp, {"accelerator": "accel_x", "cpus_per_worker": 2}) == {
+        "num_workers": 1, "use_gpu": False, "resources_per_worker": {"CPU": 2.0, "accel_x": 1.0}}
+    assert scaling(hp, {"accelerator": "cpu"})["resources_per_worker"] == {"CPU": 1.0}
