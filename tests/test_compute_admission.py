@@ -97,3 +97,33 @@ def test_running_work_fills_the_guarantee_by_priority_then_age():
     out = {r.id: r for r in admission.running(rows, {"p": Quota(guaranteed={"GPU": 4, JOB_SLOT: 9})}, set())}
     assert (out["urgent"].borrowed, out["old"].borrowed, out["new"].borrowed) == (False, False, True)
     assert out["old"].demand == {"GPU": 2.0}  # not run by this runner: holds no job slot
+
+
+def test_the_running_jobs_record_gives_the_work_since_its_checkpoint_and_preemptibility():
+    """The policy's "least work since checkpoint" comes from the job's progress (step less the
+    last checkpoint's step); only a kind with a preempt hook that this runner runs is a victim."""
+    def row(jid, kind, progress):
+        return Job(id=jid, project_id="p", kind=kind, status="running", params={}, progress=progress)
+
+    rows = [row("ft", "fine_tune", {"step": 11, "checkpoint_step": 8}), row("fresh", "fine_tune", {"step": 3}),
+            row("clean", "clean", {"step": 5}), row("elsewhere", "fine_tune", {})]
+    out = {r.id: r for r in admission.running(rows, {}, {"ft", "fresh", "clean"}, preemptible={"fine_tune"})}
+    assert (out["ft"].work_since_checkpoint, out["fresh"].work_since_checkpoint) == (3.0, 3.0)
+    assert (out["ft"].preemptible, out["fresh"].preemptible) == (True, True)
+    assert not out["clean"].preemptible and not out["elsewhere"].preemptible  # no hook / another runner's
+    assert out["elsewhere"].work_since_checkpoint == 0.0
+
+
+def test_resources_become_ray_trains_scaling():
+    """What a fine-tuning job's workers hold on Ray: the accelerator class its `resources`
+    name (Ray places a worker only on a node that advertises it; "GPU" is Ray's use_gpu)."""
+    from rixin.train.config import Hyperparameters
+    from rixin.train.job import scaling
+
+    hp = Hyperparameters(num_workers=2)
+    assert scaling(hp, None) == {"num_workers": 2, "use_gpu": False}
+    assert scaling(hp, {"accelerator": "GPU", "workers": 2, "accelerators_per_worker": 4}) == {
+        "num_workers": 2, "use_gpu": True, "resources_per_worker": {"CPU": 1.0, "GPU": 4.0}}
+    assert scaling(hp, {"accelerator": "accel_x", "cpus_per_worker": 2}) == {
+        "num_workers": 1, "use_gpu": False, "resources_per_worker": {"CPU": 2.0, "accel_x": 1.0}}
+    assert scaling(hp, {"accelerator": "cpu"})["resources_per_worker"] == {"CPU": 1.0}

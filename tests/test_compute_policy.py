@@ -82,6 +82,26 @@ def test_borrowers_are_served_by_fair_share():
     assert got == {"p": 4, "q": 4}
 
 
+def test_work_that_cannot_checkpoint_is_never_a_victim():
+    """A kind without checkpoints is not preemptible: the claim takes the preemptible borrowed
+    work even though it has more work since its checkpoint, or waits when there is none."""
+    quotas = {"p": Quota(guaranteed={GPU: 4}), "q": Quota()}
+    running = [Running("q-eval", "q", {GPU: 4}, borrowed=True, preemptible=False),
+               Running("q-train", "q", {GPU: 4}, borrowed=True, work_since_checkpoint=99)]
+    d = decide({GPU: 8}, [Pending("p0", "p", {GPU: 4})], running, quotas)
+    assert d.preempt == ["q-train"] and d.preempted_for == {"q-train": "p0"}
+    d = decide({GPU: 8}, [Pending("p0", "p", {GPU: 4})], running[:1] + [Running(
+        "q-label", "q", {GPU: 4}, borrowed=True, preemptible=False)], quotas)
+    assert d.preempt == [] and "no free gpu-a100" in d.waiting["p0"]
+
+
+def test_the_cheapest_victim_is_the_one_with_least_work_since_its_checkpoint():
+    quotas = {"p": Quota(guaranteed={GPU: 2})}
+    running = [Running(f"q{w}", "q", {GPU: 2}, borrowed=True, work_since_checkpoint=w) for w in (7, 3, 5)]
+    d = decide({GPU: 6}, [Pending("p0", "p", {GPU: 2})], running, quotas)
+    assert d.preempt == ["q3"] and d.preempted_for == {"q3": "p0"}
+
+
 def test_decide_does_not_change_its_inputs():
     quotas = {"p": Quota(guaranteed={GPU: 4})}
     running = [Running("q0", "q", {GPU: 8}, borrowed=True)]
@@ -242,3 +262,19 @@ def test_preemption_never_takes_more_than_needed():
             over_capacity = any(used[c] > capacity[c] + EPS for c in victim.demand)
             same_project_limit = any(r.project == victim.project for r in now if r.id in started(d))
             assert over_capacity or same_project_limit, (seed, v)
+
+
+def test_victims_are_preemptible_and_each_names_the_job_it_makes_room_for():
+    """Over random states where some running work cannot checkpoint: such work is never
+    preempted, and every victim is mapped to a job that starts in the same decision."""
+    from dataclasses import replace
+
+    for seed in range(300):
+        rng = random.Random(seed)
+        capacity, pending, running, quotas = random_state(rng)
+        running = [replace(r, preemptible=rng.random() < 0.6) for r in running]
+        d = decide(capacity, pending, running, quotas)
+        check(d, capacity, pending, running, quotas, seed)
+        fixed = {r.id for r in running if not r.preemptible}
+        assert not fixed & set(d.preempt), seed
+        assert set(d.preempted_for) == set(d.preempt) and set(d.preempted_for.values()) <= started(d), seed

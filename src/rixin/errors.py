@@ -38,6 +38,11 @@ class Paused(Exception):
     """Raised by a job that stopped at a checkpoint on request; it resumes when queued again."""
 
 
+class Preempted(Exception):
+    """Raised by a job that stopped at a checkpoint because the scheduler needs its capacity;
+    the job runner queues it again and it resumes from that checkpoint when capacity returns."""
+
+
 class InvalidRequest(RixinError):
     status = 400
     type = "invalid_request_error"

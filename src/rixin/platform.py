@@ -22,7 +22,7 @@ from rixin.flywheel.export import ExportServices
 from rixin.flywheel.feedback import FeedbackStore
 from rixin.flywheel.logs import LogWriter, RequestLogs
 from rixin.flywheel.turn import Turns
-from rixin.jobs.runner import Handler
+from rixin.jobs.runner import Handler, Preempter
 from rixin.jobs.store import JobStore
 from rixin.label.job import LabelServices, run_label
 from rixin.label.review import ReviewQueue
@@ -34,6 +34,7 @@ from rixin.store.files import Files
 from rixin.store.health import StoreHealth
 from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
+from rixin.train.control import preempt as preempt_training
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
 from rixin.train.services import TrainServices
@@ -53,6 +54,11 @@ JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
     "eval": lambda p, job, report: run_eval(p.evals, job, report),
     "fine_tune": lambda p, job, report: run_fine_tune(p.training, job, report),
     "label": lambda p, job, report: run_label(p.labeling, job, report),
+}
+# Job kind → its preempt hook (checkpoint and stop; the runner requeues it): only kinds that
+# resume from a checkpoint are here, and only they are ever the scheduler's victims.
+JOB_PREEMPT: dict[str, Callable[[Platform, Job], None]] = {
+    "fine_tune": lambda p, job: preempt_training(p.training, job),
 }
 
 
@@ -117,6 +123,10 @@ class Platform:
     def job_handlers(self) -> dict[str, Handler]:
         """JOB_KINDS bound to this platform: what the job runner calls."""
         return {kind: partial(handler, self) for kind, handler in JOB_KINDS.items()}
+
+    def job_preempters(self) -> dict[str, Preempter]:
+        """JOB_PREEMPT bound to this platform: how the job runner preempts a running job."""
+        return {kind: partial(hook, self) for kind, hook in JOB_PREEMPT.items()}
 
     @property
     def work_dir(self):

@@ -49,7 +49,8 @@ def create_app(platform: Platform) -> FastAPI:
         tasks = [asyncio.create_task(warm_up(platform)),
                  asyncio.create_task(JobRunner(platform.jobs, platform.events, platform.job_handlers(),
                                                concurrency=platform.settings.job_slots,
-                                               per_project=platform.settings.max_running_jobs_per_project).loop())]
+                                               per_project=platform.settings.max_running_jobs_per_project,
+                                               preempters=platform.job_preempters()).loop())]
         tasks.append(asyncio.create_task(TurnDriver(platform.turns).loop()))  # flywheel turns: state in their rows
         yield
         for task in tasks:

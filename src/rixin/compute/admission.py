@@ -4,7 +4,7 @@ and which running work is borrowed. Shared by the job runner and its tests."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from rixin.compute.policy import EPS, Pending, Quota, Running
 from rixin.compute.resources import JOB_SLOT, demand
@@ -20,10 +20,20 @@ def pending(rows: Iterable[Job]) -> list[Pending]:
                     j.created_at.timestamp() if j.created_at else 0.0) for j in rows]
 
 
-def running(rows: Iterable[Job], quotas: Mapping[str, Quota], holds_slot: set[str]) -> list[Running]:
-    """Running jobs; a job holds a job slot only if this runner runs it. Which work is borrowed
-    is not stored: within each project the highest-priority, longest-running work fills the
-    guarantee first and the rest is borrowed, as the policy would have decided."""
+def work_since_checkpoint(job: Job) -> float:
+    """Steps a preemption of `job` would lose, from its record: its progress `step` less the
+    `checkpoint_step` of its last checkpoint (every step when it has none yet)."""
+    progress = job.progress or {}
+    return float(max(0, int(progress.get("step") or 0) - int(progress.get("checkpoint_step") or 0)))
+
+
+def running(rows: Iterable[Job], quotas: Mapping[str, Quota], holds_slot: set[str],
+            preemptible: Collection[str] = ()) -> list[Running]:
+    """Running jobs; a job holds a job slot only if this runner runs it, and may be preempted
+    only then (the runner can reach it) and if its kind is in `preemptible` (kinds that
+    checkpoint and resume). Which work is borrowed is not stored: within each project the
+    highest-priority, longest-running work fills the guarantee first and the rest is borrowed,
+    as the policy would have decided."""
     out, used = [], defaultdict(lambda: defaultdict(float))
     for j in sorted(rows, key=lambda j: (-priority(j), j.started_at.timestamp() if j.started_at else 0.0, j.id)):
         need = demand((j.params or {}).get("resources"), slot=j.id in holds_slot)
@@ -32,7 +42,8 @@ def running(rows: Iterable[Job], quotas: Mapping[str, Quota], holds_slot: set[st
         if not borrowed:
             for c, n in need.items():
                 used[j.project_id][c] += n
-        out.append(Running(j.id, j.project_id, need, priority(j), borrowed))
+        out.append(Running(j.id, j.project_id, need, priority(j), borrowed, work_since_checkpoint(j),
+                           preemptible=j.kind in preemptible and j.id in holds_slot))
     return out
 
 

@@ -13,7 +13,8 @@ Rules (docs/decisions/0007-scheduling-policy.md):
 - Within a project, higher priority first, then first come first served; a job may preempt
   its own project's lower-priority jobs.
 - Victims are the cheapest first: lowest priority, borrowed before guaranteed, least work since
-  the last checkpoint (that work is what a preemption loses).
+  the last checkpoint (that work is what a preemption loses). Only work that can checkpoint and
+  resume (`Running.preemptible`) is ever a victim.
 - Borrowers are served by weighted fair share: the project furthest below its entitlement
   (dominant share of usage over its guaranteed share) picks next.
 - A smaller job may start while an earlier, larger one of its project waits (backfill); the
@@ -67,7 +68,8 @@ class Running:
     demand: Resources
     priority: int = 0
     borrowed: bool = False
-    work_since_checkpoint: float = 0.0
+    work_since_checkpoint: float = 0.0  # steps done since its last checkpoint: what preempting it loses
+    preemptible: bool = True  # False for kinds that cannot checkpoint and resume (never a victim)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Start:
 class Decision:
     start: list[Start] = field(default_factory=list)
     preempt: list[str] = field(default_factory=list)
+    preempted_for: dict[str, str] = field(default_factory=dict)  # victim id → the job it makes room for
     waiting: dict[str, str] = field(default_factory=dict)  # job id → why it waits
 
 
@@ -169,7 +172,7 @@ class _Victims:
     def __init__(self, running: list[Running]):
         self.borrowed: dict[str, list[Running]] = defaultdict(list)
         self.own: dict[str, list[Running]] = defaultdict(list)
-        for v in sorted(running, key=victim_cost):
+        for v in sorted((r for r in running if r.preemptible), key=victim_cost):
             self.own[v.project].append(v)
             if v.borrowed:
                 for cls, n in v.demand.items():
@@ -278,6 +281,7 @@ def _place(state: _State, job: Pending, claim: bool, victims: _Victims | None, o
             out.waiting[job.id] = why
             return False
         out.preempt.extend(v.id for v in chosen)
+        out.preempted_for.update((v.id, job.id) for v in chosen)
     out.start.append(Start(job.id, borrowed=not claim))
     state.start(job, borrowed=not claim)
     return True

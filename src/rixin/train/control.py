@@ -2,8 +2,8 @@
 
 Two files in the job's work dir connect the gateway and the Ray Train workers:
 
-    <work>/control         the stop flag: "pause" or "cancel", written by the gateway (or by
-                           the job's driver when the runner cancels it), read by rank 0
+    <work>/control         the stop flag: "pause", "preempt" or "cancel", written by the gateway
+                           (or by the job's driver when the runner cancels it), read by rank 0
                            between steps; every rank then stops at the same step
     <work>/metrics.jsonl   one JSON line per worker event, written by the recipe (log_line)
                            and turned into job events, checkpoints and progress by the
@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from rixin.store.schema import Job
     from rixin.train.services import TrainServices
 
-# the stop flag's values
-PAUSE, CANCEL = "pause", "cancel"
+# the stop flag's values; PAUSE and PREEMPT stop with a checkpoint at the step they are read
+PAUSE, PREEMPT, CANCEL = "pause", "preempt", "cancel"
+AT_CHECKPOINT = (PAUSE, PREEMPT)
 # metrics.jsonl events
 STEP, CHECKPOINT, WORKER = "step", "checkpoint", "worker"
-STARTED, RESUMED, PAUSED, CANCELLED, FINISHED = "started", "resumed", "paused", "cancelled", "finished"
-STOPPED = {PAUSE: PAUSED, CANCEL: CANCELLED}  # the flag -> the event the stop is logged as
+STARTED, RESUMED, FINISHED = "started", "resumed", "finished"
+PAUSED, PREEMPTED, CANCELLED = "paused", "preempted", "cancelled"
+STOPPED = {PAUSE: PAUSED, PREEMPT: PREEMPTED, CANCEL: CANCELLED}  # the flag -> the event the stop is logged as
 # the type of the job events that carry a step's metrics (OpenAI's fine-tuning event type)
 METRICS_EVENT = "metrics"
 
@@ -44,13 +46,13 @@ def flag_path(work: Path) -> Path:
 
 
 def request_stop(work: Path, value: str) -> None:
-    """Ask the workers to stop (PAUSE at a checkpoint, or CANCEL) at their next step."""
+    """Ask the workers to stop (PAUSE or PREEMPT at a checkpoint, or CANCEL) at their next step."""
     work.mkdir(parents=True, exist_ok=True)
     flag_path(work).write_text(value)
 
 
 def stop_requested(work: Path) -> str | None:
-    """PAUSE or CANCEL when the job was asked to stop, else None."""
+    """PAUSE, PREEMPT or CANCEL when the job was asked to stop, else None."""
     flag = flag_path(work)
     return flag.read_text().strip() if flag.exists() else None
 
@@ -87,6 +89,15 @@ def pause(services: TrainServices, job: Job) -> Job:
     request_stop(services.work_dir / job.id, PAUSE)
     services.events.add(job.id, "Pause requested: stopping at the next step with a checkpoint")
     return services.jobs.get(None, job.id)
+
+
+def preempt(services: TrainServices, job: Job) -> None:
+    """The scheduler's preempt hook (bound by the platform): checkpoint at the next step and
+    stop; the driver then raises Preempted and the runner queues the job again. Idempotent (the
+    runner repeats it while the job runs), and a flag left by a gateway killed meanwhile is
+    cleared when the job is next claimed, so nothing is stopped twice."""
+    if job.status == "running":
+        request_stop(services.work_dir / job.id, PREEMPT)
 
 
 def resume(services: TrainServices, job: Job) -> Job:

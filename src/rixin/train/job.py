@@ -17,16 +17,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rixin.compute.resources import Resources
 from rixin.data.formats import check_file
-from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, invalid_from
+from rixin.errors import Cancelled, InvalidRequest, NotFound, Paused, Preempted, invalid_from
 from rixin.store.artifacts import ArtifactStore
 from rixin.store.files import Files
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
 from rixin.train.config import METHODS, Hyperparameters, TrainConfig
-from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
-                                 STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
+from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, PREEMPT,
+                                 PREEMPTED, RESUMED, STARTED, STEP, clear_stop, metrics_path, request_stop,
+                                 stop_requested)
 from rixin.train.events import JobEvents
 from rixin.train.services import TrainServices
 
@@ -116,15 +118,22 @@ def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> s
 
 # the job event each lifecycle line of metrics.jsonl becomes (str.format over the line)
 LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
-             PAUSED: "Training paused at a checkpoint", CANCELLED: "Training stopped", FINISHED: "Training finished"}
+             PAUSED: "Training paused at a checkpoint",
+             PREEMPTED: "Training stopped at a checkpoint (step {step}) to give its capacity back",
+             CANCELLED: "Training stopped", FINISHED: "Training finished"}
 
 
 class MetricsTail:
-    """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress."""
+    """Reads new lines of metrics.jsonl and records them as events, checkpoints, progress.
+
+    A job that resumes (after a pause, a preemption or a crash) appends to the same file: the
+    lines an earlier run recorded (up to progress `metrics_offset`) are read again for the
+    results file, but not recorded twice as events and checkpoints."""
 
     def __init__(self, events: JobEvents, job: Job, work: Path, report):
         self.events, self.job, self.work, self.report = events, job, work, report
         self.offset, self.rows, self.last = 0, [], {}
+        self.recorded = int((job.progress or {}).get("metrics_offset") or 0)
 
     def poll(self) -> None:
         path = metrics_path(self.work)
@@ -133,16 +142,29 @@ class MetricsTail:
         with path.open() as f:
             f.seek(self.offset)
             lines = f.readlines()
-            self.offset = f.tell() - (len(lines[-1]) if lines and not lines[-1].endswith("\n") else 0)
         for line in lines:
-            if line.endswith("\n"):
-                self.record(json.loads(line))
+            if not line.endswith("\n"):  # being written: read again at the next poll
+                break
+            self.offset += len(line)  # (json.dumps writes ASCII: characters are bytes)
+            self.record(json.loads(line), replay=self.offset <= self.recorded)
+        if self.offset > self.recorded:
+            self.recorded = self.offset
+            self.report(metrics_offset=self.offset)
 
-    def record(self, item: dict) -> None:
-        events, job_id, kind = self.events, self.job.id, item.get("event")
+    def record(self, item: dict, replay: bool = False) -> None:
+        kind = item.get("event")
         if kind == STEP:
             self.rows.append(item)
             self.last = item
+        elif kind == CHECKPOINT and item["valid_loss"] is not None:
+            self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
+        if not replay:  # (a replayed line was recorded by an earlier run: only the results need it)
+            self.announce(item)
+
+    def announce(self, item: dict) -> None:
+        """A line as the job's events, checkpoints and progress."""
+        events, job_id, kind = self.events, self.job.id, item.get("event")
+        if kind == STEP:
             data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
                                          "total_steps", "trained_tokens")}
             events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
@@ -154,9 +176,8 @@ class MetricsTail:
         elif kind == CHECKPOINT:
             metrics = {"step": item["step"], "train_loss": item["train_loss"], "valid_loss": item["valid_loss"]}
             events.add_checkpoint(job_id, item["step"], item["path"], metrics)
-            if item["valid_loss"] is not None:
-                self.rows.append({"step": item["step"], "valid_loss": item["valid_loss"]})
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
+            self.report(checkpoint_step=item["step"])  # the scheduler's "work since checkpoint"
         elif kind in LIFECYCLE:
             events.add(job_id, LIFECYCLE[kind].format(**item),
                        data={k: v for k, v in item.items() if k not in ("event", "time")})
@@ -186,7 +207,11 @@ def run_fine_tune(services: TrainServices, job: Job, report) -> dict:
                          val_path=str(services.artifacts.path(params["validation_file_sha256"]))
                          if params.get("validation_file") else None,
                          hyperparameters=hp, resolved=hp.resolved(params["method"], examples), seed=params["seed"])
-    trainer = make_trainer(config, hp, work)
+    trainer = make_trainer(config, hp, work, params.get("resources"))
+    accelerator = (params.get("resources") or {}).get("accelerator", "cpu")
+    if accelerator != "cpu":  # placed on (and holding) that class, computing on CPU: say so
+        services.events.add(job.id, f"Workers hold {accelerator} but train on CPU: the recipe does not use "
+                            "accelerators yet", data={"accelerator": accelerator, "device": "cpu"})
     outcome: dict = {}
     thread = threading.Thread(target=lambda: _fit(trainer, outcome), daemon=True)
     tail = MetricsTail(services.events, job, work, report)
@@ -205,16 +230,32 @@ def run_fine_tune(services: TrainServices, job: Job, report) -> dict:
     return finish_training(services, job, caller, work, start, hp, tail, outcome)
 
 
-def make_trainer(config: TrainConfig, hp: Hyperparameters, work: Path):
-    """hp.num_workers Ray Train workers running the recipe under DDP (gloo on CPU, the default
-    backend without GPUs); a failed worker group restarts from the last checkpoint."""
+def scaling(hp: Hyperparameters, resources: dict | None) -> dict:
+    """Ray Train's ScalingConfig for the job's `resources` (compute/resources.py): its workers
+    and CPUs, and each worker holds the accelerator class it names, so Ray places workers only
+    on nodes that advertise that class ("GPU" is Ray's use_gpu). Without `resources`:
+    hp.num_workers workers of one CPU each."""
+    if not resources:
+        return {"num_workers": hp.num_workers, "use_gpu": False}
+    r = Resources.model_validate(resources)
+    per_worker = {"CPU": r.cpus_per_worker}
+    if r.accelerator != "cpu" and r.accelerators_per_worker:
+        per_worker[r.accelerator] = float(r.accelerators_per_worker)
+    return {"num_workers": r.workers, "use_gpu": "GPU" in per_worker, "resources_per_worker": per_worker}
+
+
+def make_trainer(config: TrainConfig, hp: Hyperparameters, work: Path, resources: dict | None = None):
+    """Ray Train workers (`scaling`) running the recipe under DDP over gloo: the recipe computes
+    on CPU tensors today, so a worker that holds an accelerator still trains on CPU (NCCL and
+    the device move are the recipe's, issue 12 item 1, left); a failed worker group restarts
+    from the last checkpoint."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from rixin.train.recipe import train_loop_per_worker
 
     return TorchTrainer(train_loop_per_worker, train_loop_config={"train": config},
-                        scaling_config=ScalingConfig(num_workers=hp.num_workers, use_gpu=False),
+                        scaling_config=ScalingConfig(**scaling(hp, resources)), torch_config=TorchConfig(backend="gloo"),
                         run_config=RunConfig(storage_path=str(work / "ray"), name="train",
                                              failure_config=FailureConfig(max_failures=hp.max_failures)))
 
@@ -229,6 +270,8 @@ def _fit(trainer, outcome: dict) -> None:
 def finish_training(services: TrainServices, job: Job, caller: Caller, work: Path, start, hp, tail: MetricsTail,
                     outcome) -> dict:
     stop = stop_requested(work)
+    if stop == PREEMPT and not (work / "final").exists():  # (asked after the last step: just finish)
+        raise Preempted(job.id)
     if stop == PAUSE:
         services.jobs.set_status(job.id, "paused")
         raise Paused(job.id)

@@ -28,7 +28,7 @@ import torch
 
 from rixin.train import checkpoint
 from rixin.train.config import Hyperparameters, TrainConfig
-from rixin.train.control import (CHECKPOINT, FINISHED, PAUSE, RESUMED, STARTED, STEP, STOPPED, WORKER, log_line,
+from rixin.train.control import (AT_CHECKPOINT, CHECKPOINT, FINISHED, RESUMED, STARTED, STEP, STOPPED, WORKER, log_line,
                                  stop_requested)
 from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
@@ -202,7 +202,7 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
                          train_loss=round(loss_value, 6), learning_rate=scheduler.get_last_lr()[0],
                          tokens_per_second=round(window_tokens / elapsed, 2), trained_tokens=tokens_seen)
             stop = agreed_stop(stop_requested(work), world)
-            if rank == 0 and (step % hp.checkpoint_interval == 0 or step == total_steps or stop == PAUSE):
+            if rank == 0 and (step % hp.checkpoint_interval == 0 or step == total_steps or stop in AT_CHECKPOINT):
                 save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id,
                                 resolved.batch_size, loss_value)
             if stop:
