@@ -34,6 +34,7 @@ from rixin.store.files import Files
 from rixin.store.health import StoreHealth
 from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
+from rixin.store.uploads import Uploads
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
 from rixin.train.services import TrainServices
@@ -77,6 +78,7 @@ class Platform:
     # every other service here. The *Services are a room's collaborators grouped: its domain
     # functions take these, never the platform.
     review: ReviewQueue = field(init=False)
+    uploads: Uploads = field(init=False)  # multipart uploads, assembled into files
     turns: Turns = field(init=False)
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
     exports: ExportServices = field(init=False)
@@ -103,6 +105,7 @@ class Platform:
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         jobs, datasets, work_dir = platform.jobs, platform.datasets, platform.work_dir
+        platform.uploads = Uploads(db, artifacts, files)
         platform.review = ReviewQueue(db, datasets, jobs, artifacts)
         platform.exports = ExportServices(db, writer, artifacts, files, datasets)
         platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)

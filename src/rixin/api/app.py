@@ -33,6 +33,7 @@ from rixin.api.recipes.router import router as recipes_router
 from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
+from rixin.api.uploads.router import router as uploads_router
 from rixin.console.router import router as console_router
 from rixin.flywheel.turn import TurnDriver
 from rixin.jobs.runner import JobRunner
@@ -70,6 +71,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in (organization_router, usage_router):  # the Admin API (issue 12)
         app.include_router(router)
     app.include_router(quota_router)
+    app.include_router(uploads_router)
     app.add_middleware(Gate, platform=platform, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes,
                        read_timeout_s=platform.settings.read_timeout_s)

@@ -119,6 +119,20 @@ class ArtifactWriter:
         self.file.close()
         return digest, self.size
 
+    def place(self, dest: Path) -> tuple[str, int]:
+        """(sha256, size) of the bytes, moved to `dest` (same filesystem) instead of the
+        content-addressed tree: for files that belong to one owner, like an upload's parts."""
+        self.seal()
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, dest)
+            fsync_path(dest.parent)
+        except OSError as e:
+            self.abort()
+            raise _as_fault(e) from e
+        self.file.close()
+        return self.hash.hexdigest(), self.size
+
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)  # still holding the lock: no sweep races us
         if not self.file.closed:
