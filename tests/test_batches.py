@@ -153,6 +153,7 @@ def test_cancel_midway_keeps_the_answered_lines(server):
         client.batches.cancel(batch.id)
 
 
+@pytest.mark.slow  # two gateway starts: minutes on a loaded 2-core CI
 def test_a_killed_gateway_resumes_the_batch(tmp_path):
     """kill -9 of the gateway (and its Ray) mid-batch; at the next start the batch goes on
     from the answered lines: every line answered exactly once in its answers log."""
@@ -161,15 +162,15 @@ def test_a_killed_gateway_resumes_the_batch(tmp_path):
     try:
         key = first.new_key("batches-restart")
         client = first.client(key)
-        batch = submit(client, [chat_line(f"r{i}", f"Tell me about number {i}", max_tokens=16) for i in range(24)])
-        wait_for(client, batch.id, done=lambda b: b.request_counts and b.request_counts.completed >= 4)
+        batch = submit(client, [chat_line(f"r{i}", f"Tell me about number {i}", max_tokens=16) for i in range(12)])
+        wait_for(client, batch.id, done=lambda b: b.request_counts and b.request_counts.completed >= 3)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(30)
     finally:
         stop_server(first)
     log = data / "jobs" / batch.id / "answers.jsonl"
     before = len(log.read_text().splitlines())
-    assert 4 <= before < 24
+    assert 3 <= before < 12
     second = start_server(data, admin_key=admin)
     try:
         client = second.client(key)
@@ -177,7 +178,7 @@ def test_a_killed_gateway_resumes_the_batch(tmp_path):
         output = file_lines(client, done.output_file_id)
     finally:
         stop_server(second)
-    assert done.status == "completed" and done.request_counts.completed == 24, done
-    assert [line["custom_id"] for line in output] == [f"r{i}" for i in range(24)]
+    assert done.status == "completed" and done.request_counts.completed == 12, done
+    assert [line["custom_id"] for line in output] == [f"r{i}" for i in range(12)]
     answered = Counter(json.loads(line)["index"] for line in log.read_text().splitlines())
-    assert sorted(answered) == list(range(24)) and set(answered.values()) == {1}
+    assert sorted(answered) == list(range(12)) and set(answered.values()) == {1}
