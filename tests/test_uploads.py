@@ -198,7 +198,10 @@ def _upload_big(server, tmp_path, size: int, part_size: int) -> int:
     assert done.status == "completed" and done.file.bytes == size
     path.unlink()
     client.files.delete(done.file.id)
-    return max(samples, default=base) - base
+    growth = max(samples, default=base) - base
+    print(f"upload of {size / 2**20:.0f} MiB in {part_size / 2**20:.0f} MiB parts: server RSS "
+          f"{base / 2**20:.0f} MiB, peak growth {growth / 2**20:.1f} MiB")
+    return growth
 
 
 def test_large_upload_keeps_server_memory_bounded(server, tmp_path):
