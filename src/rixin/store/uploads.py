@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select, update
@@ -129,7 +130,7 @@ class Uploads:
         if not isinstance(part_ids, list) or not part_ids or not all(isinstance(p, str) for p in part_ids):
             raise InvalidRequest("'part_ids' must be a non-empty list of the part ids, in file order.",
                                  param="part_ids", code="invalid_value")
-        twice = sorted({p for p in part_ids if part_ids.count(p) > 1})
+        twice = sorted(p for p, n in Counter(part_ids).items() if n > 1)
         if twice:
             raise InvalidRequest(f"Part ids listed more than once: {', '.join(twice)}. List each part once, "
                                  "in file order.", param="part_ids", code="duplicate_part")
