@@ -105,19 +105,9 @@ class ArtifactWriter:
         self.sealed = True
 
     def commit(self) -> tuple[str, int]:
-        """(sha256, size) of the stored artifact."""
+        """(sha256, size) of the stored artifact (same content, same name: replacing is harmless)."""
         self.seal()
-        digest = self.hash.hexdigest()
-        final = self.store.path(digest)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, final)  # same content, same name: replacing is harmless
-            fsync_path(final.parent)
-        except OSError as e:
-            self.abort()
-            raise _as_fault(e) from e
-        self.file.close()
-        return digest, self.size
+        return self.place(self.store.path(self.hash.hexdigest()))
 
     def place(self, dest: Path) -> tuple[str, int]:
         """(sha256, size) of the bytes, moved to `dest` (same filesystem) instead of the
