@@ -109,7 +109,8 @@ class Platform:
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         jobs, datasets, work_dir = platform.jobs, platform.datasets, platform.work_dir
         platform.uploads = Uploads(db, artifacts, files)
-        platform.batching = BatchServices(jobs, files, artifacts, platform.tenancy, work_dir)
+        platform.batching = BatchServices(jobs, files, artifacts, platform.tenancy, work_dir,
+                                          concurrency=settings.engine_batch_slots)
         platform.review = ReviewQueue(db, datasets, jobs, artifacts)
         platform.exports = ExportServices(db, writer, artifacts, files, datasets)
         platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)

@@ -20,7 +20,6 @@ from rixin.store.files import Files
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller, Tenancy
 
-CONCURRENCY = 4  # requests of one batch in flight: enough to fill idle engines, few enough to leave room
 
 
 class Dispatch(Protocol):
@@ -38,7 +37,10 @@ class BatchServices:
     tenancy: Tenancy
     work_dir: Path
     dispatch: Dispatch | None = None  # bound when the gateway serves (it owns the event loop)
-    concurrency: int = CONCURRENCY
+    # requests in flight: the platform gives the sequences one engine replica decodes together,
+    # enough to fill an idle engine; interactive requests of other projects still get their
+    # turns (engines/fair.py admits waiting work round-robin across projects)
+    concurrency: int = 4
 
 
 def caller_of(services: BatchServices, job: Job) -> Caller:
@@ -61,25 +63,30 @@ def run_batch(services: BatchServices, job: Job, report: Callable[..., None]) ->
         raise InvalidRequest("The input file holds no requests.", param="input_file_id", code="empty_file")
     answers = Answers(services.work_dir / job.id / "answers.jsonl")
     try:
-        for index, line in invalid.items():
-            if index not in answers.done:
-                answers.add(index, False, line)
-        todo = [r for r in requests if r.index not in answers.done]
-        report(phase="in_progress", in_progress_at=(job.progress or {}).get("in_progress_at") or int(time.time()),
-               request_counts=answers.counts(total))
-        try:
-            expired = _send(services, caller, params, todo, answers, total, report)
-        except Cancelled:
-            _finish(services, job, caller, answers, total, report, "cancelled")
-            raise
-        if expired:
-            for r in todo:
-                if r.index not in answers.done:
-                    answers.add(r.index, False, error_line(r.custom_id, "batch_expired", "This request could "
-                                                           "not be executed before the completion window expired."))
-        return _finish(services, job, caller, answers, total, report, "expired" if expired else "completed")
+        return _answer_all(services, job, caller, requests, invalid, answers, report)
+    except Cancelled:  # what was answered still makes the output file
+        _finish(services, job, caller, answers, total, report, "cancelled")
+        raise
     finally:
         answers.close()
+
+
+def _answer_all(services: BatchServices, job: Job, caller: Caller, requests: list[Request],
+                invalid: dict[int, dict], answers: Answers, report: Callable[..., None]) -> dict:
+    total = len(requests) + len(invalid)
+    for index, line in invalid.items():
+        if index not in answers.done:
+            answers.add(index, False, line)
+    todo = [r for r in requests if r.index not in answers.done]
+    report(phase="in_progress", in_progress_at=(job.progress or {}).get("in_progress_at") or int(time.time()),
+           request_counts=answers.counts(total))
+    expired = _send(services, caller, job.params, todo, answers, total, report)
+    if expired:
+        for r in todo:
+            if r.index not in answers.done:
+                answers.add(r.index, False, error_line(r.custom_id, "batch_expired", "This request could not be "
+                                                       "executed before the completion window expired."))
+    return _finish(services, job, caller, answers, total, report, "expired" if expired else "completed")
 
 
 def _send(services: BatchServices, caller: Caller, params: dict, todo: list[Request], answers: Answers,

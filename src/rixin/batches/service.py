@@ -77,6 +77,6 @@ def status(job: Job) -> str:
         return "expired" if phase == "expired" else "completed"
     if job.status == "cancelled":
         # the handler is still writing the answered lines: cancelling until it is done
-        busy = phase != "cancelled" and job.started_at is not None and owner_alive(job.owner)
+        busy = phase in ("in_progress", "finalizing") and owner_alive(job.owner)
         return "cancelling" if busy else "cancelled"
     return "failed"
