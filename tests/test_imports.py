@@ -40,6 +40,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("evals",),
     ("train",),
     ("flywheel",),
+    ("batches",),  # OpenAI's Batch API: a job kind that answers requests the way the gateway does
     ("platform",),
     ("console",),
     ("api",),

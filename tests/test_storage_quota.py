@@ -76,3 +76,20 @@ def test_four_concurrent_uploads_racing_for_the_last_bytes_admit_only_what_fits(
     assert sum(f.bytes for f in client.files.list()) == 900
     kept = {r.model_extra["sha256"] for r in stored}
     assert artifacts(server) - before == kept  # the refused uploads left no bytes behind
+
+
+def test_an_upload_announcing_more_than_fits_is_refused_at_create_and_complete(server):
+    """/v1/uploads: refused when created (its size is announced) and, if the quota shrank
+    meanwhile, when completed; the parts are kept only until cancel/expiry, never as a file."""
+    client = server.client(server.new_key("store-uploads"))
+    set_storage(server, "store-uploads", 1000)
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.uploads.create(filename="big.jsonl", purpose="user_data", bytes=1001, mime_type="text/jsonl")
+    assert refused.value.status_code == 413 and refused.value.body["code"] == "storage_quota_exceeded"
+    up = client.uploads.create(filename="ok.jsonl", purpose="user_data", bytes=800, mime_type="text/jsonl")
+    part = client.uploads.parts.create(up.id, data=os.urandom(800))
+    set_storage(server, "store-uploads", 500)
+    with pytest.raises(openai.APIStatusError) as late:
+        client.uploads.complete(up.id, part_ids=[part.id])
+    assert late.value.status_code == 413 and late.value.body["code"] == "storage_quota_exceeded"
+    assert client.files.list().data == []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
+from rixin.batches.job import BatchServices, run_batch
 from rixin.compute.controls import Controls
 from rixin.config import Settings
 from rixin.data.clean import CleanServices, run_clean
@@ -34,6 +35,7 @@ from rixin.store.files import Files
 from rixin.store.health import StoreHealth
 from rixin.store.schema import Job
 from rixin.store.tenancy import Tenancy
+from rixin.store.uploads import Uploads
 from rixin.train.control import preempt as preempt_training
 from rixin.train.events import JobEvents
 from rixin.train.job import run_fine_tune
@@ -50,6 +52,7 @@ SWEEP_EVERY_S = 300  # while running: leftovers of job workers or CLI writers ki
 # runner) imports no domain room and no domain room sees the platform. A new kind is one line
 # here; the gateway's runner reads this table through Platform.job_handlers.
 JOB_KINDS: dict[str, Callable[[Platform, Job, Callable[..., None]], dict]] = {
+    "batch": lambda p, job, report: run_batch(p.batching, job, report),
     "clean": lambda p, job, report: run_clean(p.cleaning, job, report),
     "eval": lambda p, job, report: run_eval(p.evals, job, report),
     "fine_tune": lambda p, job, report: run_fine_tune(p.training, job, report),
@@ -83,6 +86,8 @@ class Platform:
     # every other service here. The *Services are a room's collaborators grouped: its domain
     # functions take these, never the platform.
     review: ReviewQueue = field(init=False)
+    uploads: Uploads = field(init=False)  # multipart uploads, assembled into files
+    batching: BatchServices = field(init=False)  # its `dispatch` is bound by the gateway
     turns: Turns = field(init=False)
     controls: Controls = field(init=False)  # metering, rate limits, budgets, audit log (compute/)
     exports: ExportServices = field(init=False)
@@ -109,6 +114,9 @@ class Platform:
                        JobStore(db), JobEvents(db), Deployments(db, registry), writer, logs,
                        FeedbackStore(db, logs), RecipeStore(db), StoreHealth(db, settings.data_dir))
         jobs, datasets, work_dir = platform.jobs, platform.datasets, platform.work_dir
+        platform.uploads = Uploads(db, artifacts, files)
+        platform.batching = BatchServices(jobs, files, artifacts, platform.tenancy, work_dir,
+                                          concurrency=settings.engine_batch_slots)
         platform.review = ReviewQueue(db, datasets, jobs, artifacts)
         platform.exports = ExportServices(db, writer, artifacts, files, datasets)
         platform.evals = EvalServices(settings, db, registry, artifacts, files, jobs, work_dir)

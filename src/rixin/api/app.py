@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from rixin import __version__
 from rixin.api import errors, openapi
+from rixin.api.batches.dispatch import Dispatcher
+from rixin.api.batches.router import router as batches_router
 from rixin.api.chat.router import router as chat_router
 from rixin.api.completions.router import router as completions_router
 from rixin.api.datasets.router import router as datasets_router
@@ -35,6 +37,7 @@ from rixin.api.recipes.router import router as recipes_router
 from rixin.api.review.router import router as review_router
 from rixin.api.system.router import router as system_router
 from rixin.api.system.service import warm_up
+from rixin.api.uploads.router import router as uploads_router
 from rixin.console.router import router as console_router
 from rixin.flywheel.turn import TurnDriver
 from rixin.jobs.runner import JobRunner
@@ -46,6 +49,7 @@ log = logging.getLogger("rixin.api")
 def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        platform.batching.dispatch = Dispatcher(platform, asyncio.get_running_loop())  # before the runner
         tasks = [asyncio.create_task(warm_up(platform)),
                  asyncio.create_task(JobRunner(platform.jobs, platform.events, platform.job_handlers(),
                                                concurrency=platform.settings.job_slots,
@@ -53,6 +57,7 @@ def create_app(platform: Platform) -> FastAPI:
                                                preempters=platform.job_preempters()).loop())]
         tasks.append(asyncio.create_task(TurnDriver(platform.turns).loop()))  # flywheel turns: state in their rows
         yield
+        platform.batching.dispatch = None  # running batches stop sending; they resume at the next start
         for task in tasks:
             task.cancel()
         await asyncio.to_thread(platform.log_writer.close)  # no acknowledged request log is lost
@@ -74,6 +79,8 @@ def create_app(platform: Platform) -> FastAPI:
         app.include_router(router)
     app.include_router(quota_router)
     app.include_router(compute_router)
+    app.include_router(uploads_router)
+    app.include_router(batches_router)
     app.add_middleware(Gate, platform=platform, limit=platform.settings.max_body_bytes,
                        upload_limit=platform.settings.max_file_bytes,
                        read_timeout_s=platform.settings.read_timeout_s)

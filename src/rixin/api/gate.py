@@ -33,6 +33,8 @@ log = logging.getLogger("rixin.api")
 
 # multipart framing and the purpose field around an uploaded file
 UPLOAD_OVERHEAD = 1 << 20
+# bodies that are files (multipart, streamed to disk): the file size limit, not the JSON one
+UPLOAD_ROUTE = re.compile(r"/v1/files|/v1/uploads/[^/]+/parts")
 # JSON escapes of a UTF-16 surrogate or of NUL: only bodies that hold one need the full check
 SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
 NUL_MESSAGE = ("Text may not contain NUL characters (U+0000, \\u0000 in JSON): no name, id or text "
@@ -125,7 +127,7 @@ class Gate:
                 raise PermissionDenied(READ_ONLY_MESSAGE.format(method=scope["method"], path=scope["path"]))
             if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
                 raise InvalidRequest(NUL_MESSAGE, code="invalid_text")
-        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+        upload = scope["method"] == "POST" and UPLOAD_ROUTE.fullmatch(scope["path"].rstrip("/")) is not None
         limit = self.upload_limit if upload else self.limit
         too_large = PayloadTooLarge(f"Request body too large: the limit is {limit} bytes. "
                                     "Send less data per request.")

@@ -84,6 +84,9 @@ AUDIT = obj("organization.audit_log", type=STR, effective_at=INT, actor=ANY_OBJ)
 USAGE = {"type": "object", "required": ["prompt_tokens", "total_tokens"],
          "properties": {"prompt_tokens": INT, "total_tokens": INT}}
 PAGE = {"has_more": BOOL}
+BATCH = obj("batch", endpoint=STR, input_file_id=STR, completion_window=STR, status=STR, created_at=INT,
+            request_counts=ANY_OBJ)
+UPLOAD = obj("upload", bytes=INT, filename=STR, purpose=STR, status=STR, expires_at=INT)
 QUOTA = obj("organization.project.quota", id_=False, project_id=STR, guaranteed=ANY_OBJ, borrow_limit=ANY_OBJ)
 
 OK: dict[tuple[str, str], dict] = {
@@ -109,6 +112,14 @@ OK: dict[tuple[str, str], dict] = {
     ("GET", "/v1/files"): listof(FILE),
     ("GET", "/v1/files/{file_id}"): FILE,
     ("DELETE", "/v1/files/{file_id}"): deleted("file"),
+    ("POST", "/v1/batches"): BATCH,
+    ("GET", "/v1/batches"): listof(BATCH, **PAGE),
+    ("GET", "/v1/batches/{batch_id}"): BATCH,
+    ("POST", "/v1/batches/{batch_id}/cancel"): BATCH,
+    ("POST", "/v1/uploads"): UPLOAD,
+    ("POST", "/v1/uploads/{upload_id}/parts"): obj("upload.part", upload_id=STR, created_at=INT),
+    ("POST", "/v1/uploads/{upload_id}/complete"): UPLOAD,
+    ("POST", "/v1/uploads/{upload_id}/cancel"): UPLOAD,
     ("GET", "/v1/datasets"): listof(DATASET),
     ("POST", "/v1/datasets"): DATASET,
     ("GET", "/v1/datasets/{dataset_id}"): DATASET,

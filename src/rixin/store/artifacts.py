@@ -105,19 +105,23 @@ class ArtifactWriter:
         self.sealed = True
 
     def commit(self) -> tuple[str, int]:
-        """(sha256, size) of the stored artifact."""
+        """(sha256, size) of the stored artifact (same content, same name: replacing is harmless)."""
         self.seal()
-        digest = self.hash.hexdigest()
-        final = self.store.path(digest)
+        return self.place(self.store.path(self.hash.hexdigest()))
+
+    def place(self, dest: Path) -> tuple[str, int]:
+        """(sha256, size) of the bytes, moved to `dest` (same filesystem) instead of the
+        content-addressed tree: for files that belong to one owner, like an upload's parts."""
+        self.seal()
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, final)  # same content, same name: replacing is harmless
-            fsync_path(final.parent)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, dest)
+            fsync_path(dest.parent)
         except OSError as e:
             self.abort()
             raise _as_fault(e) from e
         self.file.close()
-        return digest, self.size
+        return self.hash.hexdigest(), self.size
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)  # still holding the lock: no sweep races us

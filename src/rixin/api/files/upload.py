@@ -15,8 +15,9 @@ FIELD_LIMIT = 64 * 1024
 
 
 class Upload:
-    def __init__(self, artifacts: ArtifactStore, file_limit: int, storage: tuple[int, int | None]):
-        self.artifacts, self.file_limit = artifacts, file_limit
+    def __init__(self, artifacts: ArtifactStore, file_limit: int, storage: tuple[int, int | None] = (0, None),
+                 field: str = "file"):
+        self.artifacts, self.file_limit, self.field = artifacts, file_limit, field
         self.stored, self.storage_limit = storage  # the project's bytes when the upload began
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
@@ -43,9 +44,10 @@ class Upload:
     def on_headers_finished(self):
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" in options and self._name == "file":
+        if b"filename" in options and self._name == self.field:
             if self.writer is not None:
-                raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_value")
+                raise InvalidRequest(f"Send exactly one '{self.field}' part.", param=self.field,
+                                     code="invalid_value")
             self._is_file = True
             self.filename = options[b"filename"].decode("utf-8", "replace")
             self.writer = self.artifacts.writer(limit=self.file_limit)
@@ -77,14 +79,16 @@ class Upload:
 
 
 async def receive_upload(request: Request, artifacts: ArtifactStore, file_limit: int,
-                         storage: tuple[int, int | None] = (0, None)) -> Upload:
-    """Parse the request body; on any failure no partial artifact remains. `storage`: (bytes
-    the project stores, its quota or None), to stop a file over the quota while it streams."""
+                         storage: tuple[int, int | None] = (0, None), field: str = "file") -> Upload:
+    """Parse the request body, the file part named `field` going to disk; on any failure no
+    partial artifact remains. `storage`: (bytes the project stores, its quota or None), to stop
+    a file over the quota while it streams."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise InvalidRequest("Upload files as multipart/form-data with a 'file' part and a "
-                             "'purpose' field.", param="file", code="invalid_value")
-    upload = Upload(artifacts, file_limit, storage)
+        fields = "a 'file' part and a 'purpose' field" if field == "file" else f"a '{field}' part"
+        raise InvalidRequest(f"Upload files as multipart/form-data with {fields}.", param=field,
+                             code="invalid_value")
+    upload = Upload(artifacts, file_limit, storage, field)
     parser = MultipartParser(options[b"boundary"], upload.callbacks())
     try:
         async for chunk in request.stream():
@@ -97,6 +101,6 @@ async def receive_upload(request: Request, artifacts: ArtifactStore, file_limit:
         upload.abort()
         raise
     if upload.writer is None:
-        raise InvalidRequest("Missing required parameter: 'file'.", param="file",
+        raise InvalidRequest(f"Missing required parameter: '{field}'.", param=field,
                              code="missing_required_parameter")
     return upload
