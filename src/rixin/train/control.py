@@ -32,6 +32,8 @@ PAUSE, CANCEL = "pause", "cancel"
 STEP, CHECKPOINT, WORKER = "step", "checkpoint", "worker"
 STARTED, RESUMED, PAUSED, CANCELLED, FINISHED = "started", "resumed", "paused", "cancelled", "finished"
 STOPPED = {PAUSE: PAUSED, CANCEL: CANCELLED}  # the flag -> the event the stop is logged as
+# validation (train/validation.py): the recipe's own stop, and the best weights kept at the end
+EARLY, EARLY_STOP, BEST_KEPT = "early", "early_stop", "best_kept"
 # the type of the job events that carry a step's metrics (OpenAI's fine-tuning event type)
 METRICS_EVENT = "metrics"
 

@@ -25,8 +25,9 @@ from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
 from rixin.train.base import starting_point
 from rixin.train.config import METHODS, Hyperparameters, TrainConfig
-from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, RESUMED,
-                                 STARTED, STEP, clear_stop, metrics_path, request_stop, stop_requested)
+from rixin.train.control import (BEST_KEPT, CANCEL, CANCELLED, CHECKPOINT, EARLY_STOP, FINISHED, METRICS_EVENT, PAUSE,
+                                 PAUSED, RESUMED, STARTED, STEP, clear_stop, metrics_path, request_stop,
+                                 stop_requested)
 from rixin.train.events import JobEvents
 from rixin.train.services import TrainServices
 
@@ -116,7 +117,11 @@ def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> s
 
 # the job event each lifecycle line of metrics.jsonl becomes (str.format over the line)
 LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
-             PAUSED: "Training paused at a checkpoint", CANCELLED: "Training stopped", FINISHED: "Training finished"}
+             PAUSED: "Training paused at a checkpoint", CANCELLED: "Training stopped", FINISHED: "Training finished",
+             EARLY_STOP: "Stopped early at step {step}: validation loss did not improve for {patience} evaluations "
+                         "(best {best_valid_loss} at step {best_step})",
+             BEST_KEPT: "Kept the weights of step {best_step} (validation loss {best_valid_loss}): validation got "
+                        "worse after it ({last_valid_loss} at step {last_step})"}
 
 
 class MetricsTail:
@@ -144,9 +149,10 @@ class MetricsTail:
             self.rows.append(item)
             self.last = item
             data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
-                                         "total_steps", "trained_tokens")}
-            events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
-                       type=METRICS_EVENT, data=data)
+                                         "total_steps", "trained_tokens", "valid_loss") if k in item}
+            valid = f", validation loss={item['valid_loss']:.4f}" if "valid_loss" in item else ""
+            events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}"
+                       + valid, type=METRICS_EVENT, data=data)
             remaining = (item["total_steps"] - item["step"]) * self._seconds_per_step()
             self.report(step=item["step"], total_steps=item["total_steps"], train_loss=item["train_loss"],
                         tokens_per_second=item["tokens_per_second"], trained_tokens=item["trained_tokens"],

@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""The sweep that chose the `auto` fine-tuning hyperparameters (docs/fine-tuning.md).
+
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py probe              # cost of one step
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py sweep --grid main  # the table
+
+For each dataset size it generates made-up facts (src/rixin/train/facts.py: fictional
+countries, companies, towns, people, each with a made-up key word), trains the bundled
+smollm2-135m-instruct in-process with the production recipe (the same train_loop_per_worker
+that Ray Train runs; one process, 2 threads), then asks greedily, with transformers:
+
+    trained    one trained phrasing per fact (up to 24 facts)     key word in the answer?
+    paraphrase one held-out phrasing per fact                      key word in the answer?
+    general    questions the base model answered right (facts.GENERAL) — still right?
+
+and records train loss, validation loss (a held-out 10% of phrasings... see `split`), steps
+and wall time. Results: bench/results/auto-sweep-<date>.json and .md. Benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from rixin.train import facts as F  # noqa: E402
+from rixin.train.config import Hyperparameters  # noqa: E402
+from rixin.train.recipe import train_loop_per_worker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HF_DIR = Path(os.environ.get("RIXIN_SWEEP_HF", "/tmp/train-hf"))
+EVAL_FACTS = 24
+THREADS = int(os.environ.get("RIXIN_SWEEP_THREADS", "1"))  # 1: the 2 shared cores were oversubscribed
+
+
+def base_dir() -> Path:
+    """The bundled GGUF converted to safetensors once (what a job's first run does too)."""
+    if not (HF_DIR / "config.json").exists():
+        from rixin.models.registry import bundled_models
+        from rixin.train.base import convert_gguf
+
+        chat = next(m for m in bundled_models() if m.kind == "chat")
+        convert_gguf(chat.path, str(HF_DIR))
+    return HF_DIR
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def load_eval_model(adapter: Path | None):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir())
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(base_dir(), torch_dtype=torch.float32)
+    if adapter is not None:
+        if (adapter / "adapter_config.json").exists():
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(adapter, torch_dtype=torch.float32)
+    return tok, model.eval()
+
+
+@torch.no_grad()
+def answers(tok, model, questions: list[str], max_new_tokens: int = 24) -> list[str]:
+    out = []
+    for i in range(0, len(questions), 16):
+        prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                           add_generation_prompt=True) for q in questions[i:i + 16]]
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return out
+
+
+def score(adapter: Path | None, facts: list, general: list) -> dict:
+    tok, model = load_eval_model(adapter)
+    shown = facts[:EVAL_FACTS]
+    trained = answers(tok, model, [f.question(i % F.TRAINED_PHRASINGS) for i, f in enumerate(shown)])
+    para = answers(tok, model, [f.paraphrases()[i % 3] for i, f in enumerate(shown)])
+    gen = answers(tok, model, [q for q, _ in general])
+    return {"trained": sum(F.knows(a, f.key) for a, f in zip(trained, shown)) / len(shown),
+            "paraphrase": sum(F.knows(a, f.key) for a, f in zip(para, shown)) / len(shown),
+            "general": sum(F.knows(a, w) for a, (_, w) in zip(gen, general)) / max(1, len(general)),
+            "examples": {"trained": trained[:2], "paraphrase": para[:2], "general": gen[:3]}}
+
+
+def train(work: Path, train_path: Path, val_path: Path | None, hp: dict, seed: int) -> dict:
+    hyper = Hyperparameters.model_validate({"threads_per_worker": THREADS, "checkpoint_interval": 10_000, **hp})
+    examples = sum(1 for line in train_path.read_text().splitlines() if line.strip())
+    resolved = hyper.resolved("supervised", examples)
+    cfg = {"work_dir": str(work), "base_dir": str(base_dir()), "init_adapter": None, "init_full": None,
+           "method": "supervised", "train_path": str(train_path),
+           "val_path": str(val_path) if val_path else None,
+           "hyperparameters": hyper.model_dump(), "resolved": resolved, "seed": seed}
+    started = time.time()
+    train_loop_per_worker(cfg)
+    lines = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in lines if m["event"] == "step"]
+    valid = [m for m in lines if m.get("valid_loss") is not None]
+    return {"resolved": resolved, "steps": len(steps), "seconds": round(time.time() - started, 1),
+            "first_loss": steps[0]["train_loss"], "last_loss": steps[-1]["train_loss"],
+            "valid": [(m["step"], m["valid_loss"]) for m in valid],
+            "events": [m for m in lines if m["event"] not in ("step", "worker")]}
+
+
+def probe(args) -> None:
+    """Seconds per optimizer step for a few batch sizes (in examples), 10 steps each."""
+    facts = F.facts_for(200)
+    rows = F.training_examples(facts, 200)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_jsonl(Path(tmp) / "t.jsonl", rows)
+        for batch in args.batches:
+            work = Path(tmp) / f"b{batch}"
+            work.mkdir()
+            n = batch * 10
+            write_jsonl(path, rows[:n])
+            r = train(work, path, None, {"n_epochs": 1, "batch_size": batch, "learning_rate_multiplier": 1}, 0)
+            steps = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
+            times = [m["time"] for m in steps if m["event"] == "step"]
+            per = (times[-1] - times[1]) / (len(times) - 2)
+            print(json.dumps({"batch": batch, "steps": r["steps"], "s_per_step": round(per, 3),
+                              "s_per_example": round(per / batch, 4)}), flush=True)
+
+
+def one_run(size: int, hp: dict, seed: int, validation: bool, tmp: Path) -> dict:
+    facts = F.facts_for(size, seed=seed)
+    rows = F.training_examples(facts, size, seed=seed)
+    work = tmp / f"n{size}-s{seed}-{abs(hash(json.dumps(hp, sort_keys=True))) % 10**8}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    train_path = write_jsonl(work / "train.jsonl", rows)
+    val_path = None
+    if validation:  # held-out phrasings of the same facts: what "generalises" means here
+        val_rows = [F.chat(f.paraphrases()[0], f.answer(0)) for f in facts[:100]]
+        val_path = write_jsonl(work / "val.jsonl", val_rows)
+    result = train(work, train_path, val_path, hp, seed)
+    final = work / "final"
+    result.update(score(final, facts, F.GENERAL))
+    result.update({"size": size, "facts": len(facts), "hp": hp, "seed": seed})
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+GRIDS = {
+    "smoke": [(20, {"n_epochs": 1})],
+    # the learning rate: multipliers of the auto rate at the auto batch and epochs
+    "lr": [(size, {"learning_rate_multiplier": m}) for size in (20, 120) for m in (0.3, 1, 3)],
+    # the old defaults (before this rule) on the same data
+    "old": [(size, {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.2 / 1.0})
+            for size in (20, 120)],
+    # large files: the validation curve (held-out paraphrases) under the auto rule
+    "large": [(500, {}), (2000, {})],
+}
+
+
+def sweep(args) -> None:
+    grid = json.loads(Path(args.grid).read_text()) if Path(args.grid).exists() else GRIDS[args.grid]
+    out = ROOT / "bench" / "results" / f"auto-sweep-{args.date}.jsonl"
+    tmp = Path(tempfile.mkdtemp(prefix="auto-sweep-"))
+    base = score(None, F.facts_for(120), F.GENERAL)
+    print(json.dumps({"base": base}), flush=True)
+    for size, hp in grid:
+        for seed in args.seeds:
+            r = one_run(size, hp, seed, args.validation, tmp)
+            line = {k: r[k] for k in ("size", "facts", "hp", "seed", "resolved", "steps", "seconds", "first_loss",
+                                      "last_loss", "valid", "trained", "paraphrase", "general", "examples", "events")}
+            print(json.dumps(line), flush=True)
+            with out.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("probe")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
+    s = sub.add_parser("sweep")
+    s.add_argument("--grid", default="smoke", help="a name in GRIDS or a JSON file of [size, hyperparameters]")
+    s.add_argument("--seeds", type=int, nargs="+", default=[0])
+    s.add_argument("--validation", action="store_true")
+    s.add_argument("--date", default=datetime.date.today().isoformat())
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    {"probe": probe, "sweep": sweep}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
