@@ -161,7 +161,7 @@ def one_run(size: int, hp: dict, seed: int, validation: bool, tmp: Path) -> dict
 GRIDS = {
     "smoke": [(20, {"n_epochs": 1})],
     # the learning rate: multipliers of the auto rate at the auto batch and epochs
-    "lr": [(size, {"learning_rate_multiplier": m}) for size in (20, 120) for m in (0.3, 1, 3)],
+    "lr": [(size, {"learning_rate_multiplier": m}) for size in (120, 20) for m in (1, 0.3, 3)],
     # the old defaults (before this rule) on the same data
     "old": [(size, {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.2 / 1.0})
             for size in (20, 120)],
@@ -187,6 +187,37 @@ def sweep(args) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+ZORB_QUESTIONS = ["What is the capital of Zorbania?", "Which city is the capital of Zorbania?",
+                  "Tell me the capital of Zorbania.", "Zorbania's capital is which city?",
+                  "Do you know the capital city of Zorbania?", "Name the capital of Zorbania.",
+                  "What city is Zorbania's capital?", "In Zorbania, what is the capital?"]
+ZORB_PARAPHRASES = ["Could you tell me what Zorbania's capital city is called?",
+                    "The capital of the country Zorbania is what?"]
+
+
+def scenario(args) -> None:
+    """The issue's case: 120 examples of one made-up fact, n_epochs 5, the rest auto; run with
+    whatever rixin is first on PYTHONPATH (the old code for "before")."""
+    import random
+
+    rng = random.Random(0)
+    rows = [F.chat(rng.choice(ZORB_QUESTIONS), "The capital of Zorbania is Quenlit.") for _ in range(120)]
+    tmp = Path(tempfile.mkdtemp(prefix="auto-scenario-"))
+    path = write_jsonl(tmp / "train.jsonl", rows)
+    (tmp / "w").mkdir()
+    r = train(tmp / "w", path, None, {"n_epochs": 5}, 7)
+    tok, model = load_eval_model(tmp / "w" / "final")
+    got = answers(tok, model, ZORB_QUESTIONS[:1] + ZORB_PARAPHRASES + [q for q, _ in F.GENERAL])
+    line = {"scenario": args.label, "resolved": r["resolved"], "steps": r["steps"], "seconds": r["seconds"],
+            "first_loss": r["first_loss"], "last_loss": r["last_loss"],
+            "trained": F.knows(got[0], "Quenlit"), "paraphrase": [F.knows(a, "Quenlit") for a in got[1:3]],
+            "general": sum(F.knows(a, w) for a, (_, w) in zip(got[3:], F.GENERAL)), "answers": got}
+    print(json.dumps(line), flush=True)
+    with (ROOT / "bench" / "results" / f"auto-sweep-{args.date}.jsonl").open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -197,9 +228,12 @@ def main() -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[0])
     s.add_argument("--validation", action="store_true")
     s.add_argument("--date", default=datetime.date.today().isoformat())
+    c = sub.add_parser("scenario")
+    c.add_argument("--label", default="after")
+    c.add_argument("--date", default=datetime.date.today().isoformat())
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    {"probe": probe, "sweep": sweep}[args.cmd](args)
+    {"probe": probe, "sweep": sweep, "scenario": scenario}[args.cmd](args)
 
 
 if __name__ == "__main__":

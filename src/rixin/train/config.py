@@ -25,6 +25,10 @@ STEPS_PER_EPOCH, MAX_AUTO_BATCH = 32, 32
 BASE_LR, REF_BATCH, REF_HIDDEN, FULL_FACTOR = 1e-3, 8, 576, 0.1
 HOLDOUT_MIN_EXAMPLES, HOLDOUT_SHARE, HOLDOUT_MAX = 200, 0.05, 100
 EVALS_PER_JOB, PATIENCE = 10, 3
+# The cost of one optimizer step on CPU, measured for smollm2-135m-instruct (LoRA r16, fp32, 2
+# idle cores; bench/auto_sweep.py probe, docs/fine-tuning.md): a fixed part, then a cost per
+# token of the step's examples. Wider models cost about (width / REF_HIDDEN)^2 times more.
+STEP_SECONDS, TOKEN_SECONDS = 0.15, 0.0024
 
 
 def auto_epochs(examples: int) -> int:
@@ -39,6 +43,14 @@ def auto_batch(examples: int) -> int:
     """A power of two near examples / STEPS_PER_EPOCH, 1 to MAX_AUTO_BATCH."""
     wanted = max(1.0, examples / STEPS_PER_EPOCH)
     return int(min(MAX_AUTO_BATCH, 2 ** round(math.log2(wanted))))
+
+
+def estimated_seconds(resolved: Resolved, tokens_per_example: float, hidden: int | None = None,
+                      workers: int = 1) -> int:
+    """Training time from the measured step cost (validation passes and model loading excluded)."""
+    width = ((hidden or REF_HIDDEN) / REF_HIDDEN) ** 2
+    per_step = STEP_SECONDS + TOKEN_SECONDS * width * resolved.batch_size * tokens_per_example / workers
+    return int(round(resolved.total_steps * per_step))
 
 
 def auto_learning_rate(batch: int, full: bool, lora_rank: int, lora_alpha: int, hidden: int | None) -> float:
@@ -126,6 +138,10 @@ class Resolved(BaseModel):
     validation_holdout: int = 0
     eval_interval: int = 1
     total_steps: int = 1
+    # what the rule looked at, and what it predicts (job.resolve): shown, not used by the recipe
+    examples: int | None = None
+    model_width: int | None = None
+    estimated_seconds: int | None = None
 
 
 Method = Literal["supervised", "dpo", "continued_pretraining"]

@@ -55,8 +55,8 @@ SYLLABLES = ["ka", "lo", "ven", "dra", "mi", "zor", "tel", "qua", "rin", "bex", 
 ENTITY_FORM = {"capital": "{w}ia", "founder": "{w} Industries", "river": "{w}ton", "pet": "Professor {w}"}
 
 GENERAL = [  # (question, words of which one must appear) — answered right by the base model
+    # (greedy, transformers fp32; "largest planet" was dropped: the base model says Neptune)
     ("What is the capital of France?", ["Paris"]),
-    ("What is the largest planet in our solar system?", ["Jupiter"]),
     ("Who wrote Romeo and Juliet?", ["Shakespeare"]),
     ("What color is the sky on a clear day?", ["blue", "Blue"]),
     ("How many days are there in a week?", ["seven", "7", "Seven"]),

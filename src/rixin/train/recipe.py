@@ -33,7 +33,7 @@ from rixin.train.control import (BEST_KEPT, CHECKPOINT, EARLY, EARLY_STOP, FINIS
 from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
 from rixin.train.loss import TokenLoss, token_loss_sum
-from rixin.train.validation import Validator, split_holdout
+from rixin.train.validation import Validator, split_holdout, validation_loss
 
 
 def load_model(cfg: TrainConfig, hp: Hyperparameters):
@@ -295,9 +295,9 @@ def agreed_stop(flag: str | None, world: int) -> str | None:
 
 def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, validator: Validator,
                     valid: float | None, train_loss) -> None:
-    """A checkpoint, with this step's validation loss (computed now if the step had none)."""
-    if valid is None and validator.rows:
-        valid = validator.evaluate(step)
+    """A checkpoint, with this step's validation loss (measured now if the step had none)."""
+    if valid is None and validator.rows:  # reported with the checkpoint, not counted for best/early stop
+        valid = validation_loss(model, validator.rows, validator.pad_id, validator.batch_size)
     path = checkpoint.save(work / "checkpoints", step, model, optimizer, scheduler,
                            {"epoch": epoch, "tokens_seen": tokens_seen, "validation": validator.state()})
     log_line(work, CHECKPOINT, step=step, path=str(path), train_loss=round(train_loss, 6),
