@@ -205,10 +205,10 @@ def scenario(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="auto-scenario-"))
     path = write_jsonl(tmp / "train.jsonl", rows)
     (tmp / "w").mkdir()
-    r = train(tmp / "w", path, None, {"n_epochs": 5}, 7)
+    r = train(tmp / "w", path, None, json.loads(args.hp), 7)
     tok, model = load_eval_model(tmp / "w" / "final")
     got = answers(tok, model, ZORB_QUESTIONS[:1] + ZORB_PARAPHRASES + [q for q, _ in F.GENERAL])
-    line = {"scenario": args.label, "resolved": r["resolved"], "steps": r["steps"], "seconds": r["seconds"],
+    line = {"scenario": args.label, "hp": json.loads(args.hp), "resolved": r["resolved"], "steps": r["steps"], "seconds": r["seconds"],
             "first_loss": r["first_loss"], "last_loss": r["last_loss"],
             "trained": F.knows(got[0], "Quenlit"), "paraphrase": [F.knows(a, "Quenlit") for a in got[1:3]],
             "general": sum(F.knows(a, w) for a, (_, w) in zip(got[3:], F.GENERAL)), "answers": got}
@@ -216,6 +216,36 @@ def scenario(args) -> None:
     with (ROOT / "bench" / "results" / f"auto-sweep-{args.date}.jsonl").open("a") as f:
         f.write(json.dumps(line) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(args) -> None:
+    """bench/results/auto-sweep-<date>.jsonl (what the runs appended) → .json and .md."""
+    base = ROOT / "bench" / "results" / f"auto-sweep-{args.date}"
+    runs = [json.loads(x) for x in base.with_suffix(".jsonl").read_text().splitlines() if x.strip()]
+    base.with_suffix(".json").write_text(json.dumps({"command": args.command, "runs": runs}, indent=1) + "\n")
+    lines = [f"# auto hyperparameter sweep, {args.date}", "", "Made by: `" + args.command + "`", "",
+             "| examples | facts | set | epochs | batch | lr | steps | s | loss first→last | best valid (step) "
+             "| trained | paraphrase | general |", "|" + "---|" * 13]
+    for r in runs:
+        if "size" not in r:
+            continue
+        valid = min(r["valid"], key=lambda v: v[1]) if r["valid"] else None
+        res = r["resolved"]
+        lines.append(f"| {r['size']} | {r['facts']} | {json.dumps(r['hp'])} | {res['n_epochs']} | {res['batch_size']} "
+                     f"| {res['learning_rate']:.2e} | {r['steps']} | {r['seconds']:.0f} "
+                     f"| {r['first_loss']:.2f}→{r['last_loss']:.3f} "
+                     f"| {'' if valid is None else f'{valid[1]:.3f} ({valid[0]})'} "
+                     f"| {r['trained']:.0%} | {r['paraphrase']:.0%} | {r['general']:.0%} |")
+    scen = [r for r in runs if "scenario" in r]
+    if scen:
+        lines += ["", "The issue's case (120 examples of one fact, n_epochs 5, the rest auto):", "",
+                  "| code | epochs | batch | lr | steps | s | trained | paraphrases | general |", "|" + "---|" * 9]
+        for r in scen:
+            res = r["resolved"]
+            lines.append(f"| {r['scenario']} | {res['n_epochs']} | {res['batch_size']} | {res['learning_rate']:.1e} "
+                         f"| {r['steps']} | {r['seconds']:.0f} | {r['trained']} | {sum(r['paraphrase'])}/2 "
+                         f"| {r['general']}/{len(r['answers']) - 3} |")
+    base.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -230,10 +260,14 @@ def main() -> None:
     s.add_argument("--date", default=datetime.date.today().isoformat())
     c = sub.add_parser("scenario")
     c.add_argument("--label", default="after")
+    c.add_argument("--hp", default='{"n_epochs": 5}', help="hyperparameters (JSON); the issue set n_epochs 5")
     c.add_argument("--date", default=datetime.date.today().isoformat())
+    r = sub.add_parser("report")
+    r.add_argument("--date", default=datetime.date.today().isoformat())
+    r.add_argument("--command", default="see docs/fine-tuning.md")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    {"probe": probe, "sweep": sweep, "scenario": scenario}[args.cmd](args)
+    {"probe": probe, "sweep": sweep, "scenario": scenario, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":

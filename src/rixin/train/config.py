@@ -22,7 +22,7 @@ Share = Annotated[float, Field(ge=0, lt=0.5)]
 # sqrt(width); a full fine-tune takes FULL_FACTOR of it.
 TARGET_EPOCHS, MIN_SEEN, MAX_SEEN, MAX_EPOCHS = 3, 300, 25_000, 25
 STEPS_PER_EPOCH, MAX_AUTO_BATCH = 32, 32
-BASE_LR, REF_BATCH, REF_HIDDEN, FULL_FACTOR = 1e-3, 8, 576, 0.1
+BASE_LR, REF_BATCH, REF_HIDDEN, FULL_FACTOR = 3e-3, 8, 576, 0.1
 HOLDOUT_MIN_EXAMPLES, HOLDOUT_SHARE, HOLDOUT_MAX = 200, 0.05, 100
 EVALS_PER_JOB, PATIENCE = 10, 3
 # The cost of one optimizer step on CPU, measured for smollm2-135m-instruct (LoRA r16, fp32, 2
