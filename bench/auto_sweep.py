@@ -1,20 +1,25 @@
 #!/usr/bin/env python
 """The sweep that chose the `auto` fine-tuning hyperparameters (docs/fine-tuning.md).
 
-    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py probe              # cost of one step
-    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py sweep --grid main  # the table
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py probe                 # cost of one step
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py sweep --grid lr       # also: steps, small, large
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py scenario --label after --hp '{"n_epochs": 5}'
+    PYTHONPATH=src .venv/bin/python bench/auto_sweep.py report --command "..."  # .jsonl → .json + .md
 
 For each dataset size it generates made-up facts (src/rixin/train/facts.py: fictional
 countries, companies, towns, people, each with a made-up key word), trains the bundled
 smollm2-135m-instruct in-process with the production recipe (the same train_loop_per_worker
-that Ray Train runs; one process, 2 threads), then asks greedily, with transformers:
+that Ray Train runs; one process, RIXIN_SWEEP_THREADS threads, default 1), then asks greedily,
+with transformers:
 
     trained    one trained phrasing per fact (up to 24 facts)     key word in the answer?
     paraphrase one held-out phrasing per fact                      key word in the answer?
     general    questions the base model answered right (facts.GENERAL) — still right?
 
-and records train loss, validation loss (a held-out 10% of phrasings... see `split`), steps
-and wall time. Results: bench/results/auto-sweep-<date>.json and .md. Benchmarks are not tests.
+and records the losses (validation too when the job has some: a file with --validation, or
+the automatic holdout of files of 200+ examples), steps and wall time. `scenario` is the
+issue's case: 120 examples of one fact. Runs append to bench/results/auto-sweep-<date>.jsonl;
+`report` turns that into .json and .md. Benchmarks are not tests.
 """
 
 from __future__ import annotations
@@ -160,12 +165,13 @@ def one_run(size: int, hp: dict, seed: int, validation: bool, tmp: Path) -> dict
 
 GRIDS = {
     "smoke": [(20, {"n_epochs": 1})],
-    # the learning rate: multipliers of the auto rate at the auto batch and epochs
-    "lr": [(size, {"learning_rate_multiplier": m}) for size in (120, 20) for m in (1, 0.3, 3)],
-    # the old defaults (before this rule) on the same data
-    "old": [(size, {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.2 / 1.0})
-            for size in (20, 120)],
-    # large files: the validation curve (held-out paraphrases) under the auto rule
+    # the rate at 120 examples, batch 4, 90 steps: 2.1e-4 (the old default), 7.1e-4, 2.1e-3 (the rule).
+    # Run on 2026-12-03 as multipliers 0.3, 1, 3 of a draft base rate of 1e-3; these are the same rates.
+    "lr": [(120, {"learning_rate_multiplier": m}) for m in (1, 0.1, 1 / 3)],
+    # fewer, larger steps at the same examples seen: 8 steps an epoch instead of ~32
+    "steps": [(120, {"batch_size": 16, "n_epochs": 3, "learning_rate_multiplier": 1 / 3})],
+    # small and large files under the rule (500: 5% held out, validation losses, best-of)
+    "small": [(20, {})],
     "large": [(500, {}), (2000, {})],
 }
 
@@ -224,25 +230,30 @@ def report(args) -> None:
     runs = [json.loads(x) for x in base.with_suffix(".jsonl").read_text().splitlines() if x.strip()]
     base.with_suffix(".json").write_text(json.dumps({"command": args.command, "runs": runs}, indent=1) + "\n")
     lines = [f"# auto hyperparameter sweep, {args.date}", "", "Made by: `" + args.command + "`", "",
-             "| examples | facts | set | epochs | batch | lr | steps | s | loss first→last | best valid (step) "
-             "| trained | paraphrase | general |", "|" + "---|" * 13]
+             "Base model before training: 0% of the facts, 100% of the general questions.", "",
+             "| examples | facts | rule | set | epochs | batch | lr | steps | s | loss first→last | best valid (step) "
+             "| trained | paraphrase | general |", "|" + "---|" * 14]
     for r in runs:
         if "size" not in r:
             continue
         valid = min(r["valid"], key=lambda v: v[1]) if r["valid"] else None
         res = r["resolved"]
-        lines.append(f"| {r['size']} | {r['facts']} | {json.dumps(r['hp'])} | {res['n_epochs']} | {res['batch_size']} "
+        lines.append(f"| {r['size']} | {r['facts']} | {r.get('rule', 'final')} | {json.dumps(r['hp'])} | {res['n_epochs']} | {res['batch_size']} "
                      f"| {res['learning_rate']:.2e} | {r['steps']} | {r['seconds']:.0f} "
                      f"| {r['first_loss']:.2f}→{r['last_loss']:.3f} "
                      f"| {'' if valid is None else f'{valid[1]:.3f} ({valid[0]})'} "
                      f"| {r['trained']:.0%} | {r['paraphrase']:.0%} | {r['general']:.0%} |")
     scen = [r for r in runs if "scenario" in r]
     if scen:
-        lines += ["", "The issue's case (120 examples of one fact, n_epochs 5, the rest auto):", "",
-                  "| code | epochs | batch | lr | steps | s | trained | paraphrases | general |", "|" + "---|" * 9]
+        lines += ["", "The issue's case (120 examples of one fact; the issue set n_epochs 5, the rest auto). "
+                  "`before` is the code before this change: its batch of 8 counted packed rows (~64 examples). "
+                  "general: questions answered right out of those asked (`before` asked 6, one of which the "
+                  "base model gets wrong too).", "",
+                  "| code | set | epochs | batch | lr | steps | s | trained | paraphrases | general |",
+                  "|" + "---|" * 10]
         for r in scen:
             res = r["resolved"]
-            lines.append(f"| {r['scenario']} | {res['n_epochs']} | {res['batch_size']} | {res['learning_rate']:.1e} "
+            lines.append(f"| {r['scenario']} | {json.dumps(r.get('hp', {}))} | {res['n_epochs']} | {res['batch_size']} | {res['learning_rate']:.1e} "
                          f"| {r['steps']} | {r['seconds']:.0f} | {r['trained']} | {sum(r['paraphrase'])}/2 "
                          f"| {r['general']}/{len(r['answers']) - 3} |")
     base.with_suffix(".md").write_text("\n".join(lines) + "\n")
