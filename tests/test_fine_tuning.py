@@ -53,7 +53,7 @@ def trained(server):
     job = client.fine_tuning.jobs.create(
         model=CHAT, training_file=training.id, suffix="zorb", seed=7,
         method={"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1, "packing": False,
+            "n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.333, "packing": False,
             "checkpoint_interval": 10, "max_seq_length": 128}}})
     assert job.status in ("queued", "running") and job.model == CHAT
     return client, wait(client, job.id), key

@@ -33,6 +33,9 @@ def test_the_rate_follows_batch_lora_scale_width_and_full_fine_tuning():
     assert lr(width=2304) == pytest.approx(lr() / 2)  # 4x wider, half the rate
     assert lr(full_finetune=True) == pytest.approx(lr() * 0.1)  # (default LoRA: alpha/r = 2, factor 1)
     assert lr(learning_rate_multiplier=3) == pytest.approx(lr() * 3)
+    # a step's examples over every worker and micro-batch set the rate: 2 workers x 4 = 1 x 8
+    assert lr(batch_size=4, num_workers=2) == pytest.approx(lr(batch_size=8)) == lr(batch_size=2,
+                                                                                   gradient_accumulation_steps=4)
 
 
 def test_set_values_win_and_small_files_hold_nothing_out():

@@ -45,11 +45,11 @@ def auto_batch(examples: int) -> int:
     return int(min(MAX_AUTO_BATCH, 2 ** round(math.log2(wanted))))
 
 
-def estimated_seconds(resolved: Resolved, tokens_per_example: float, hidden: int | None = None,
-                      workers: int = 1) -> int:
-    """Training time from the measured step cost (validation passes and model loading excluded)."""
+def estimated_seconds(resolved: Resolved, tokens_per_example: float, hidden: int | None = None) -> int:
+    """Training time from the measured step cost (validation passes and model loading excluded).
+    Workers run their batch_size examples of a step side by side, so a step costs one worker's."""
     width = ((hidden or REF_HIDDEN) / REF_HIDDEN) ** 2
-    per_step = STEP_SECONDS + TOKEN_SECONDS * width * resolved.batch_size * tokens_per_example / workers
+    per_step = STEP_SECONDS + TOKEN_SECONDS * width * resolved.batch_size * tokens_per_example
     return int(round(resolved.total_steps * per_step))
 
 
@@ -109,8 +109,10 @@ class Hyperparameters(BaseModel):
         batch = auto_batch(trained) if self.batch_size == "auto" else self.batch_size
         epochs = auto_epochs(trained) if self.n_epochs == "auto" else self.n_epochs
         multiplier = 1.0 if self.learning_rate_multiplier == "auto" else self.learning_rate_multiplier
-        lr = auto_learning_rate(batch, self.full_finetune, self.lora_rank, self.lora_alpha, hidden_size)
-        steps = max(1, math.ceil(math.ceil(trained / batch) / self.gradient_accumulation_steps)) * epochs
+        # batch_size is per worker and micro-batch (the recipe's meaning); a step sees all of them
+        per_step = batch * self.num_workers * self.gradient_accumulation_steps
+        lr = auto_learning_rate(per_step, self.full_finetune, self.lora_rank, self.lora_alpha, hidden_size)
+        steps = max(1, math.ceil(trained / per_step)) * epochs
         interval = (max(1, steps // EVALS_PER_JOB) if self.eval_interval == "auto" else self.eval_interval)
         return Resolved(n_epochs=epochs, batch_size=batch, learning_rate_multiplier=multiplier,
                         learning_rate=lr * multiplier, beta=0.1 if self.beta == "auto" else self.beta,

@@ -102,8 +102,8 @@ def resolve(row, hp: Hyperparameters, method: str, train_path: Path, has_validat
     examples, tokens = count_examples(train_path)
     width = model_width(row)
     resolved = hp.resolved(method, examples, width, has_validation)
-    return resolved.model_copy(update={"examples": examples, "model_width": width, "estimated_seconds":
-                                       estimated_seconds(resolved, tokens, width, hp.num_workers)})
+    return resolved.model_copy(update={"examples": examples, "model_width": width,
+                                       "estimated_seconds": estimated_seconds(resolved, tokens, width)})
 
 
 def check_request(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
