@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from rixin.train import facts as F  # noqa: E402
-from rixin.train.config import Hyperparameters  # noqa: E402
-from rixin.train.recipe import train_loop_per_worker  # noqa: E402
+from rixin.train.config import Hyperparameters, TrainConfig  # noqa: E402
+from rixin.train.recipe import train as run_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HF_DIR = Path(os.environ.get("RIXIN_SWEEP_HF", "/tmp/train-hf"))
@@ -109,17 +109,16 @@ def score(adapter: Path | None, facts: list, general: list) -> dict:
 def train(work: Path, train_path: Path, val_path: Path | None, hp: dict, seed: int) -> dict:
     hyper = Hyperparameters.model_validate({"threads_per_worker": THREADS, "checkpoint_interval": 10_000, **hp})
     examples = sum(1 for line in train_path.read_text().splitlines() if line.strip())
-    resolved = hyper.resolved("supervised", examples)
-    cfg = {"work_dir": str(work), "base_dir": str(base_dir()), "init_adapter": None, "init_full": None,
-           "method": "supervised", "train_path": str(train_path),
-           "val_path": str(val_path) if val_path else None,
-           "hyperparameters": hyper.model_dump(), "resolved": resolved, "seed": seed}
+    resolved = hyper.resolved("supervised", examples, has_validation=val_path is not None)
+    cfg = TrainConfig(work_dir=str(work), base_dir=str(base_dir()), method="supervised", train_path=str(train_path),
+                      val_path=str(val_path) if val_path else None, hyperparameters=hyper, resolved=resolved,
+                      seed=seed)
     started = time.time()
-    train_loop_per_worker(cfg)
+    run_recipe(cfg)
     lines = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines()]
     steps = [m for m in lines if m["event"] == "step"]
     valid = [m for m in lines if m.get("valid_loss") is not None]
-    return {"resolved": resolved, "steps": len(steps), "seconds": round(time.time() - started, 1),
+    return {"resolved": resolved.model_dump(), "steps": len(steps), "seconds": round(time.time() - started, 1),
             "first_loss": steps[0]["train_loss"], "last_loss": steps[-1]["train_loss"],
             "valid": [(m["step"], m["valid_loss"]) for m in valid],
             "events": [m for m in lines if m["event"] not in ("step", "worker")]}

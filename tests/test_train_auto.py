@@ -13,7 +13,7 @@ import pytest
 
 from rixin.train.config import Hyperparameters, auto_batch, auto_epochs
 from rixin.train.facts import chat
-from rixin.train.recipe import train_loop_per_worker
+from rixin.train.recipe import train as run_recipe
 from test_train_recipe import config
 from test_user_models import tiny_hf_model  # noqa: F401 - a fixture
 
@@ -26,7 +26,7 @@ def test_epochs_and_batch_follow_the_file_size(examples, epochs, batch):
 
 def test_the_rate_follows_batch_lora_scale_width_and_full_fine_tuning():
     def lr(examples=120, width=None, **hp):
-        return Hyperparameters.model_validate(hp).resolved("supervised", examples, width)["learning_rate"]
+        return Hyperparameters.model_validate(hp).resolved("supervised", examples, width).learning_rate
 
     assert lr(examples=500) == pytest.approx(lr(examples=120) * 2)  # batch 16 against 4: sqrt(4)
     assert lr(lora_alpha=64) == pytest.approx(lr() / 2)  # twice the LoRA scale, half the rate
@@ -40,8 +40,8 @@ def test_the_rate_follows_batch_lora_scale_width_and_full_fine_tuning():
 
 def test_set_values_win_and_small_files_hold_nothing_out():
     r = Hyperparameters(n_epochs=2, batch_size=8).resolved("supervised", 150)
-    assert (r["n_epochs"], r["batch_size"], r["validation_holdout"]) == (2, 8, 0)
-    assert r["total_steps"] == 2 * 19
+    assert (r.n_epochs, r.batch_size, r.validation_holdout) == (2, 8, 0)
+    assert r.total_steps == 2 * 19
 
 
 @pytest.mark.parametrize("examples, split, has_validation, held", [
@@ -49,8 +49,8 @@ def test_set_values_win_and_small_files_hold_nothing_out():
     (2000, "auto", True, 0), (2000, 0, False, 0), (100, 0.2, False, 20)])
 def test_holdout(examples, split, has_validation, held):
     r = Hyperparameters(validation_split=split).resolved("supervised", examples, has_validation=has_validation)
-    assert r["validation_holdout"] == held
-    assert r["batch_size"] == auto_batch(examples - held)
+    assert r.validation_holdout == held
+    assert r.batch_size == auto_batch(examples - held)
 
 
 def lines(work) -> list[dict]:
@@ -67,8 +67,8 @@ def test_validation_gets_worse_the_best_weights_are_kept_and_training_stops(tmp_
     valid.write_text("\n".join(json.dumps(chat(q, "Paris Paris Paris.")) for q in questions[:8]))
     cfg = config(tmp_path, tiny_hf_model, train, n_epochs=8, batch_size=4, learning_rate_multiplier=100,
                  full_finetune=True, eval_interval=4, early_stopping_patience=3)
-    cfg["val_path"] = str(valid)
-    train_loop_per_worker(cfg)
+    cfg = cfg.model_copy(update={"val_path": str(valid)})
+    run_recipe(cfg)
     events = lines(tmp_path)
     curve = [(m["step"], m["valid_loss"]) for m in events if m["event"] == "step" and "valid_loss" in m]
     assert [s for s, _ in curve][:3] == [4, 8, 12]
@@ -89,9 +89,8 @@ def test_big_files_hold_out_a_share_for_validation(tmp_path, tiny_hf_model):
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(r) for r in rows))
     cfg = config(tmp_path, tiny_hf_model, train, n_epochs=1, batch_size=64, max_seq_length=32)
-    cfg["val_path"] = None
-    cfg["resolved"] = Hyperparameters.model_validate(cfg["hyperparameters"]).resolved("supervised", 200)
-    train_loop_per_worker(cfg)
+    cfg = cfg.model_copy(update={"val_path": None, "resolved": cfg.hyperparameters.resolved("supervised", 200)})
+    run_recipe(cfg)
     events = lines(tmp_path)
     started = next(m for m in events if m["event"] == "started")
     assert (started["held_out"], started["train_examples"], started["validation_rows"]) == (10, 190, 10)
