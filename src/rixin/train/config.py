@@ -9,6 +9,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rixin.train.replay import PROMPTS as REPLAY_PROMPTS
+
 Epochs = Annotated[int, Field(ge=1, le=50)]
 BatchSize = Annotated[int, Field(ge=1, le=256)]
 Multiplier = Annotated[float, Field(gt=0, le=100)]
@@ -25,6 +27,9 @@ STEPS_PER_EPOCH, MAX_AUTO_BATCH = 32, 32
 BASE_LR, REF_BATCH, REF_HIDDEN, FULL_FACTOR = 3e-3, 8, 576, 0.1
 HOLDOUT_MIN_EXAMPLES, HOLDOUT_SHARE, HOLDOUT_MAX = 200, 0.05, 100
 EVALS_PER_JOB, PATIENCE = 10, 3
+# Replay (train/replay.py): the base model's own answers to general prompts, a REPLAY_SHARE of
+# the training examples (at most one per prompt), mixed into supervised jobs against forgetting.
+REPLAY_SHARE = 0.25
 # The cost of one optimizer step on CPU, measured for smollm2-135m-instruct (LoRA r16, fp32, 2
 # idle cores; bench/auto_sweep.py probe, docs/fine-tuning.md): a fixed part, then a cost per
 # token of the step's examples. Wider models cost about (width / REF_HIDDEN)^2 times more.
@@ -94,8 +99,12 @@ class Hyperparameters(BaseModel):
         "auto", description="Share of the training file held out for validation when no validation file is given "
                             f"(auto: {HOLDOUT_SHARE:g}, at most {HOLDOUT_MAX} examples, for files of "
                             f"{HOLDOUT_MIN_EXAMPLES}+ examples; 0: never).")
-    eval_interval: int | Literal["auto"] = Field(
+    eval_interval: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description=f"Steps between validation losses (auto: about {EVALS_PER_JOB} per job).")
+    replay: Annotated[int, Field(ge=0, le=len(REPLAY_PROMPTS))] | Literal["auto"] = Field(
+        "auto", description="Supervised: examples of the base model's own answers to general prompts mixed into "
+                            "training so that it keeps what it knew (auto: a quarter of the training examples, "
+                            f"at most {len(REPLAY_PROMPTS)}; 0: none).")
     early_stopping_patience: int = Field(
         PATIENCE, ge=0, le=1000, description="Stop after this many validation losses without a new best "
                                              "(0: never stop early; the best weights are kept either way).")
@@ -106,17 +115,26 @@ class Hyperparameters(BaseModel):
         width `hidden_size` (None: the reference width). Also what the job reports."""
         holdout = 0 if has_validation or method == "dpo" else self.holdout(examples)
         trained = examples - holdout
-        batch = auto_batch(trained) if self.batch_size == "auto" else self.batch_size
+        replay = self.replay_examples(method, trained)
+        batch = auto_batch(trained + replay) if self.batch_size == "auto" else self.batch_size
         epochs = auto_epochs(trained) if self.n_epochs == "auto" else self.n_epochs
         multiplier = 1.0 if self.learning_rate_multiplier == "auto" else self.learning_rate_multiplier
         # batch_size is per worker and micro-batch (the recipe's meaning); a step sees all of them
         per_step = batch * self.num_workers * self.gradient_accumulation_steps
         lr = auto_learning_rate(per_step, self.full_finetune, self.lora_rank, self.lora_alpha, hidden_size)
-        steps = max(1, math.ceil(trained / per_step)) * epochs
+        steps = max(1, math.ceil((trained + replay) / per_step)) * epochs
         interval = (max(1, steps // EVALS_PER_JOB) if self.eval_interval == "auto" else self.eval_interval)
         return Resolved(n_epochs=epochs, batch_size=batch, learning_rate_multiplier=multiplier,
                         learning_rate=lr * multiplier, beta=0.1 if self.beta == "auto" else self.beta,
-                        validation_holdout=holdout, eval_interval=interval, total_steps=steps)
+                        validation_holdout=holdout, replay_examples=replay, eval_interval=interval,
+                        total_steps=steps)
+
+    def replay_examples(self, method: str, trained: int) -> int:
+        if method != "supervised":
+            return 0
+        if self.replay == "auto":
+            return min(len(REPLAY_PROMPTS), math.ceil(trained * REPLAY_SHARE))
+        return self.replay
 
     def holdout(self, examples: int) -> int:
         """Training examples held out for validation when no validation file is given."""
@@ -138,6 +156,7 @@ class Resolved(BaseModel):
     learning_rate: float
     beta: float
     validation_holdout: int = 0
+    replay_examples: int = 0
     eval_interval: int = 1
     total_steps: int = 1
     # what the rule looked at, and what it predicts (job.resolve): shown, not used by the recipe

@@ -61,6 +61,11 @@ GENERAL = [  # (question, words of which one must appear) — answered right by 
     ("What color is the sky on a clear day?", ["blue", "Blue"]),
     ("How many days are there in a week?", ["seven", "7", "Seven"]),
     ("What is the chemical symbol for water?", ["H2O", "H₂O"]),
+    ("What is the capital of Japan?", ["Tokyo"]),
+    ("Who painted the Mona Lisa?", ["Leonardo", "da Vinci"]),
+    ("What language is spoken in Spain?", ["Spanish"]),
+    ("What is 2 plus 2?", ["4", "four"]),
+    ("Who wrote the Odyssey?", ["Homer"]),
 ]
 
 

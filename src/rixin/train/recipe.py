@@ -33,6 +33,7 @@ from rixin.train.control import (BEST_KEPT, CHECKPOINT, EARLY, EARLY_STOP, FINIS
 from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
 from rixin.train.loss import TokenLoss, token_loss_sum
+from rixin.train.replay import replay_records
 from rixin.train.validation import Validator, split_holdout, validation_loss
 
 
@@ -117,10 +118,13 @@ def train(cfg: TrainConfig) -> None:
     method = cfg.method
     if method == "dpo":
         train_rows = [encode_preference(tokenizer, r, hp.max_seq_length) for r in read_jsonl(cfg.train_path)]
-        val_rows = []
+        val_rows, replayed = [], []
     else:
         records, held = split_holdout(read_jsonl(cfg.train_path), resolved.validation_holdout, cfg.seed)
-        train_rows = [encode_record(tokenizer, r) for r in records]  # laid out per step
+        # before any weights change (a resume loads its checkpoint below), so every rank and every
+        # resume generates the same greedy replies
+        replayed = replay_records(model, tokenizer, resolved.replay_examples)
+        train_rows = [encode_record(tokenizer, r) for r in records + replayed]  # laid out per step
         val_rows = build_rows(tokenizer, read_jsonl(cfg.val_path) or held, hp)
     per_epoch = math.ceil(len(batches_for_epoch(train_rows, 0, resolved.batch_size, cfg.seed, rank, world))
                           / hp.gradient_accumulation_steps)
@@ -141,8 +145,9 @@ def train(cfg: TrainConfig) -> None:
         if rank == 0:
             log_line(work, RESUMED, step=step, checkpoint=latest.name)
     elif rank == 0:
-        log_line(work, STARTED, total_steps=total_steps, train_examples=len(train_rows),
+        log_line(work, STARTED, total_steps=total_steps, train_examples=len(train_rows) - len(replayed),
                  validation_rows=len(val_rows), held_out=len(held) if method != "dpo" else 0,
+                 replayed=len(replayed),
                  trained_tokens_per_epoch=count_trained_tokens(unpacked(train_rows, hp.max_seq_length))
                  if method != "dpo" else None)
     # The module each step calls: model + loss in one forward (DDP syncs what its forward ran).
