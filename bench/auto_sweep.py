@@ -103,7 +103,8 @@ def score(adapter: Path | None, facts: list, general: list) -> dict:
     return {"trained": sum(F.knows(a, f.key) for a, f in zip(trained, shown)) / len(shown),
             "paraphrase": sum(F.knows(a, f.key) for a, f in zip(para, shown)) / len(shown),
             "general": sum(F.knows(a, w) for a, (_, w) in zip(gen, general)) / max(1, len(general)),
-            "examples": {"trained": trained[:2], "paraphrase": para[:2], "general": gen[:3]}}
+            "examples": {"trained": trained[:2], "paraphrase": para[:2], "general": gen[:3]},
+            "forgotten": {q: a for a, (q, w) in zip(gen, general) if not F.knows(a, w)}}
 
 
 def train(work: Path, train_path: Path, val_path: Path | None, hp: dict, seed: int) -> dict:
@@ -185,7 +186,8 @@ def sweep(args) -> None:
         for seed in args.seeds:
             r = one_run(size, hp, seed, args.validation, tmp)
             line = {k: r[k] for k in ("size", "facts", "hp", "seed", "resolved", "steps", "seconds", "first_loss",
-                                      "last_loss", "valid", "trained", "paraphrase", "general", "examples", "events")}
+                                      "last_loss", "valid", "trained", "paraphrase", "general", "examples", "forgotten",
+                                      "events")}
             print(json.dumps(line), flush=True)
             with out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
