@@ -40,8 +40,10 @@ def test_the_rate_follows_batch_lora_scale_width_and_full_fine_tuning():
 
 def test_set_values_win_and_small_files_hold_nothing_out():
     r = Hyperparameters(n_epochs=2, batch_size=8).resolved("supervised", 150)
-    assert (r.n_epochs, r.batch_size, r.validation_holdout) == (2, 8, 0)
-    assert r.total_steps == 2 * 19
+    assert (r.n_epochs, r.batch_size, r.validation_holdout, r.replay_examples) == (2, 8, 0, 38)
+    assert r.total_steps == 2 * 24  # (150 + 38 replayed) / 8 a step
+    assert Hyperparameters(replay=0).resolved("supervised", 150).replay_examples == 0
+    assert Hyperparameters().resolved("dpo", 150).replay_examples == 0  # supervised only
 
 
 @pytest.mark.parametrize("examples, split, has_validation, held", [
@@ -50,7 +52,7 @@ def test_set_values_win_and_small_files_hold_nothing_out():
 def test_holdout(examples, split, has_validation, held):
     r = Hyperparameters(validation_split=split).resolved("supervised", examples, has_validation=has_validation)
     assert r.validation_holdout == held
-    assert r.batch_size == auto_batch(examples - held)
+    assert r.batch_size == auto_batch(examples - held + r.replay_examples)
 
 
 def lines(work) -> list[dict]:
