@@ -58,7 +58,8 @@ def test_sixteen_concurrent_jobs_against_a_quota_of_two_run_two(gateway):
 
     def create(i: int) -> str:
         return client.fine_tuning.jobs.create(model=CHAT, training_file=training.id, seed=i, method={
-            "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 10, "batch_size": 1}}}).id
+            "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 10, "batch_size": 1, "replay": 0,
+                                                                     "validation_split": 0}}}).id
 
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(create, range(16)))

@@ -50,7 +50,7 @@ def world(server, console):
     training = client.files.create(file=("fact.jsonl", io.BytesIO(fact_file(12))), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(model=CHAT, training_file=training.id, suffix="console", method={
         "type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 1, "batch_size": 4, "packing": False, "max_seq_length": 96}}})
+            "n_epochs": 1, "batch_size": 4, "packing": False, "max_seq_length": 96, "replay": 0}}})
     job_page = console.open(key, f"#/training/{job.id}")
     job_page.locator("#loss-chart svg").wait_for()
     job_page.evaluate(SAMPLER)

@@ -186,7 +186,7 @@ def test_deployment_page_runs_a_flywheel_turn(console, fly):
         r = http.post("/v1/feedback", json={"completion_id": answer.id, "correction": f"{i} + 1 = {i + 1}."})
         assert r.status_code == 200, r.text
     r = http.post("/v1/deployments/support-bot", json={"flywheel": {"hyperparameters": {
-        "n_epochs": 1, "batch_size": 8, "packing": False, "max_seq_length": 96}}})
+        "n_epochs": 1, "batch_size": 8, "packing": False, "max_seq_length": 96, "replay": 0}}})
     assert r.status_code == 200, r.text
     page = console.open(fly.key, "#/deployments/support-bot")
     page.locator("main h1", has_text="Deployment support-bot").wait_for()

@@ -53,7 +53,7 @@ def trained(server):
     job = client.fine_tuning.jobs.create(
         model=CHAT, training_file=training.id, suffix="zorb", seed=7,
         method={"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 5, "packing": False,
+            "n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.333, "packing": False, "replay": 0,
             "checkpoint_interval": 10, "max_seq_length": 128}}})
     assert job.status in ("queued", "running") and job.model == CHAT
     return client, wait(client, job.id), key
@@ -105,7 +105,8 @@ def test_incremental_training_from_the_fine_tuned_model(server, trained):
     client, job, key = trained
     more = client.files.create(file=("more.jsonl", io.BytesIO(fact_file(16))), purpose="fine-tune")
     child = client.fine_tuning.jobs.create(model=job.fine_tuned_model, training_file=more.id, suffix="v2", method={
-        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 8, "packing": False}}})
+        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 8, "packing": False,
+                                                  "replay": 0}}})
     child = wait(client, child.id)
     assert child.status == "succeeded", child.error
     assert child.fine_tuned_model.startswith(f"ft:{CHAT}:") and ":v2:" in child.fine_tuned_model

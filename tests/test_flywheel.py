@@ -25,7 +25,7 @@ QUESTIONS = ["What is the capital of Zorbania?", "Which city is the capital of Z
              "Can you tell me Zorbania's capital?", "Which is the capital city of Zorbania?",
              "What do they call the capital of Zorbania?", "Zorbania: what is its capital?"]
 ANSWER = "The capital of Zorbania is Quenlit."
-FIRST_HP = {"n_epochs": 15, "batch_size": 8, "learning_rate_multiplier": 5, "packing": False,
+FIRST_HP = {"n_epochs": 15, "batch_size": 8, "learning_rate_multiplier": 0.333, "packing": False, "replay": 0,
             "max_seq_length": 128}  # 16 examples / 8 x 15 = 30 steps, as in test_fine_tuning.py
 
 

@@ -43,7 +43,7 @@ def test_moe_model_is_fine_tuned_and_served(server, tiny_moe):
     training = client.files.create(file=("moe.jsonl", io.BytesIO(fact_file(16))), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(model=model_id, training_file=training.id, suffix="moe", method={
         "type": "supervised", "supervised": {"hyperparameters": {
-            "full_finetune": True, "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 50,
+            "full_finetune": True, "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 4.7, "replay": 0,
             "packing": False, "max_seq_length": 96}}})
     job = wait(client, job.id)
     assert job.status == "succeeded", job.error

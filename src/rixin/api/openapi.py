@@ -132,6 +132,7 @@ OK: dict[tuple[str, str], dict] = {
     ("GET", "/v1/jobs/{job_id}"): DATA_JOB,
     ("POST", "/v1/jobs/{job_id}/cancel"): DATA_JOB,
     ("POST", "/v1/fine_tuning/jobs"): FT_JOB,
+    ("POST", "/v1/fine_tuning/jobs/estimate"): obj("fine_tuning.job.estimate", id_=False, model=STR, resolved=ANY_OBJ),
     ("GET", "/v1/fine_tuning/jobs"): listof(FT_JOB, **PAGE),
     ("GET", "/v1/fine_tuning/jobs/{job_id}"): FT_JOB,
     ("GET", "/v1/fine_tuning/jobs/{job_id}/events"): listof(obj("fine_tuning.job.event", message=STR), **PAGE),

@@ -33,6 +33,20 @@ def step_progress(job: dict) -> tuple[str, int | None, int]:
     return stage, p.get("total_steps"), p.get("step", 0)
 
 
+def show_estimate(estimate: dict) -> None:
+    """What `auto` becomes for this file and model, and how long training should take."""
+    r, asked = estimate["resolved"], estimate["hyperparameters"]
+    console.print(f"{estimate['model']}, {r['examples']} examples"
+                  + (f" ({r['validation_holdout']} held out for validation)" if r["validation_holdout"] else ""))
+    for key in ("n_epochs", "batch_size", "learning_rate_multiplier", "learning_rate", "eval_interval",
+                "total_steps"):
+        source = "auto" if asked.get(key, "auto") == "auto" else "set"
+        click.echo(f"  {key:<26}{r[key]:<12g}{source}")
+    minutes, seconds = divmod(r["estimated_seconds"], 60)
+    click.echo(f"  estimated time            {minutes}m{seconds:02d}s  (steps x measured CPU step cost, "
+               "see docs/fine-tuning.md)")
+
+
 def register(main: click.Group) -> None:
     @main.group()
     def train():
@@ -46,15 +60,21 @@ def register(main: click.Group) -> None:
     @click.option("--suffix", default=None)
     @click.option("--seed", type=int, default=None)
     @click.option("--hp", "hp", multiple=True, help="A hyperparameter, e.g. --hp n_epochs=3 --hp lora_rank=8.")
+    @click.option("--dry-run", is_flag=True, help="Print the resolved hyperparameters and the estimated time; "
+                                                  "create nothing.")
     @api_options
     @cli_errors
-    def create(model, training_file, validation_file, method, suffix, seed, hp, api):
+    def create(model, training_file, validation_file, method, suffix, seed, hp, dry_run, api):
         """Queue a fine-tuning job (the gateway trains it); prints the job id last."""
         hyper = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in hp)}
         body = {"model": model, "training_file": api.file_id(training_file, "fine-tune"),
                 "validation_file": api.file_id(validation_file, "fine-tune"), "suffix": suffix, "seed": seed,
                 "method": {"type": method, method: {"hyperparameters": hyper}}}
-        job = api.post("/v1/fine_tuning/jobs", {k: v for k, v in body.items() if v is not None})
+        body = {k: v for k, v in body.items() if v is not None}
+        if dry_run:
+            show_estimate(api.post("/v1/fine_tuning/jobs/estimate", body))
+            return
+        job = api.post("/v1/fine_tuning/jobs", body)
         console.print(f"job {job['id']}: {job['status']}" + (f" — {job['error']['message']}" if job["error"] else ""))
         click.echo(job["id"])
 

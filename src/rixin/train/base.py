@@ -68,3 +68,59 @@ def starting_point(row: Model, data_dir: Path) -> Start:
     if row.source == "fine-tune":
         return Start(meta["base_model"], row.path, meta.get("adapter"), meta.get("full_weights"))
     return Start(row.id, hf_dir_for(row, data_dir), None, None)
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def _gguf_width(path: Path) -> int | None:
+    """`<arch>.embedding_length` from a GGUF header, read key by key (the header only: the
+    gguf package's reader maps every tensor too, which takes seconds on a busy machine)."""
+    import struct
+
+    def read(f, fmt):
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+    def string(f):
+        return f.read(read(f, "<Q")).decode("utf-8", "replace")
+
+    def value(f, kind):
+        if kind == 8:
+            return string(f)
+        if kind == 9:
+            item, count = read(f, "<I"), read(f, "<Q")
+            if item in _GGUF_SCALARS:  # skip a numeric array without decoding it
+                f.seek(count * struct.calcsize(_GGUF_SCALARS[item]), 1)
+                return None
+            return [value(f, item) for _ in range(count)]
+        return read(f, _GGUF_SCALARS[kind])
+
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF" or read(f, "<I") < 2:
+            return None
+        read(f, "<Q")  # tensor count
+        arch = None
+        for _ in range(read(f, "<Q")):
+            key, kind = string(f), read(f, "<I")
+            found = value(f, kind)
+            if key == "general.architecture":
+                arch = found
+            elif arch and key == f"{arch}.embedding_length":
+                return int(found)
+    return None
+
+
+def model_width(row: Model) -> int | None:
+    """The hidden size of a chat model (None when it cannot be read): the learning-rate rule
+    scales with it. HF directories (ft: models included) have it in config.json."""
+    import json
+
+    try:
+        path = Path(row.path)
+        if row.format == "gguf" or path.suffix == ".gguf":
+            return _gguf_width(path)
+        config = json.loads((path / "config.json").read_text())
+        config = config.get("text_config", config)
+        return int(config.get("hidden_size") or config.get("n_embd") or 0) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -34,6 +34,8 @@ STEP, CHECKPOINT, WORKER = "step", "checkpoint", "worker"
 STARTED, RESUMED, FINISHED = "started", "resumed", "finished"
 PAUSED, PREEMPTED, CANCELLED = "paused", "preempted", "cancelled"
 STOPPED = {PAUSE: PAUSED, PREEMPT: PREEMPTED, CANCEL: CANCELLED}  # the flag -> the event the stop is logged as
+# validation (train/validation.py): the recipe's own stop, and the best weights kept at the end
+EARLY, EARLY_STOP, BEST_KEPT = "early", "early_stop", "best_kept"
 # the type of the job events that carry a step's metrics (OpenAI's fine-tuning event type)
 METRICS_EVENT = "metrics"
 

@@ -24,10 +24,11 @@ from rixin.store.artifacts import ArtifactStore
 from rixin.store.files import Files
 from rixin.store.schema import Job
 from rixin.store.tenancy import Caller
-from rixin.train.base import starting_point
-from rixin.train.config import METHODS, Hyperparameters, TrainConfig
-from rixin.train.control import (CANCEL, CANCELLED, CHECKPOINT, FINISHED, METRICS_EVENT, PAUSE, PAUSED, PREEMPT,
-                                 PREEMPTED, RESUMED, STARTED, STEP, clear_stop, metrics_path, request_stop,
+from rixin.train.base import model_width, starting_point
+from rixin.train.config import METHODS, Hyperparameters, Resolved, TrainConfig, estimated_seconds
+from rixin.train.control import (BEST_KEPT, CANCEL, CANCELLED, CHECKPOINT, EARLY_STOP, FINISHED, METRICS_EVENT, PAUSE,
+                                 PAUSED, PREEMPT, PREEMPTED, RESUMED, STARTED, STEP, clear_stop, metrics_path,
+                                 request_stop,
                                  stop_requested)
 from rixin.train.events import JobEvents
 from rixin.train.services import TrainServices
@@ -84,22 +85,57 @@ def validate_files(artifacts: ArtifactStore, params: dict, method: str) -> dict 
     return None
 
 
-def create_job(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
-               validation_file_id: str | None, suffix: str | None, seed: int | None, method: dict | None,
-               hyperparameters: dict | None, metadata: dict | None, priority: int = 0,
-               resources: dict | None = None) -> Job:
+def count_examples(path: Path) -> tuple[int, float]:
+    """(examples, estimated tokens per example) of a JSONL file: non-empty lines, and their
+    text length / 3.5 (about the bundled tokenizer's characters per token on English) plus 25
+    tokens of chat template (its default system prompt). For estimates only."""
+    examples = chars = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                examples += 1
+                chars += len(line)
+    return examples, (chars / max(1, examples)) * 0.6 / 3.5 + 25  # ~40% of a line is JSON syntax
+
+
+def resolve(row, hp: Hyperparameters, method: str, train_path: Path, has_validation: bool) -> Resolved:
+    """The concrete hyperparameters of a job ("auto" resolved for this file and model), with the
+    estimated training time; stored with the job, shown by GET and the estimate route."""
+    examples, tokens = count_examples(train_path)
+    width = model_width(row)
+    resolved = hp.resolved(method, examples, width, has_validation)
+    return resolved.model_copy(update={"examples": examples, "model_width": width,
+                                       "estimated_seconds": estimated_seconds(resolved, tokens, width)})
+
+
+def check_request(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
+                  validation_file_id: str | None, suffix: str | None, method: dict | None,
+                  hyperparameters: dict | None) -> tuple:
+    """What create and estimate both check: (model row, method, hyperparameters, training file,
+    validation file, resolved hyperparameters)."""
     row = services.registry.get(model, caller, kind="chat")
     kind, hp = parse_method(method, hyperparameters)
     if suffix is not None and not SUFFIX.match(suffix):
         raise InvalidRequest("Invalid 'suffix': 1-64 letters, digits, '-' or '_'.", param="suffix")
     train = training_file(services.files, caller, training_file_id, "training_file")
     valid = training_file(services.files, caller, validation_file_id, "validation_file")
+    resolved = resolve(row, hp, kind, services.artifacts.path(train.sha256), valid is not None)
+    return row, kind, hp, train, valid, resolved
+
+
+def create_job(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
+               validation_file_id: str | None, suffix: str | None, seed: int | None, method: dict | None,
+               hyperparameters: dict | None, metadata: dict | None, priority: int = 0,
+               resources: dict | None = None) -> Job:
+    row, kind, hp, train, valid, resolved = check_request(
+        services, caller, model=model, training_file_id=training_file_id, validation_file_id=validation_file_id,
+        suffix=suffix, method=method, hyperparameters=hyperparameters)
     params = {"model": row.id, "training_file": train.id, "training_file_sha256": train.sha256,
               "validation_file": valid.id if valid else None,
               "validation_file_sha256": valid.sha256 if valid else None, "suffix": suffix,
               "seed": seed if seed is not None else int(time.time()) % 2**31, "method": kind,
               "hyperparameters": hp.model_dump(mode="json"), "metadata": metadata, "priority": priority,
-              "resources": resources}
+              "resources": resources, "resolved": resolved.model_dump(mode="json")}
     job = services.jobs.create(caller, "fine_tune", params)
     services.jobs.set_status(job.id, "validating_files")
     services.events.add(job.id, "Validating training file: " + train.id)
@@ -112,6 +148,25 @@ def create_job(services: TrainServices, caller: Caller, *, model: str, training_
     return services.jobs.get(None, job.id)
 
 
+def estimate_job(services: TrainServices, caller: Caller, *, model: str, training_file_id: str,
+                 validation_file_id: str | None, suffix: str | None, method: dict | None,
+                 hyperparameters: dict | None) -> dict:
+    """What a job with this request would train with ("auto" resolved) and about how long it
+    would take; creates nothing (`rixin train create --dry-run`)."""
+    row, kind, hp, train, valid, resolved = check_request(
+        services, caller, model=model, training_file_id=training_file_id, validation_file_id=validation_file_id,
+        suffix=suffix, method=method, hyperparameters=hyperparameters)
+    error = validate_files(services.artifacts, {"training_file": train.id, "training_file_sha256": train.sha256,
+                                                "validation_file": valid.id if valid else None,
+                                                "validation_file_sha256": valid.sha256 if valid else None},
+                           FILE_FORMATS[kind])
+    if error is not None:
+        raise InvalidRequest(error["message"], param=error["param"], code=error["code"])
+    return {"model": row.id, "method": kind, "training_file": train.id,
+            "validation_file": valid.id if valid else None, "hyperparameters": hp.model_dump(mode="json"),
+            "resolved": resolved.model_dump(mode="json")}
+
+
 def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> str:
     return f"ft:{base}:{project}:{suffix or ''}:{job_id}"
 
@@ -120,7 +175,11 @@ def fine_tuned_id(base: str, project: str, suffix: str | None, job_id: str) -> s
 LIFECYCLE = {STARTED: "Training started", RESUMED: "Resumed from {checkpoint}",
              PAUSED: "Training paused at a checkpoint",
              PREEMPTED: "Training stopped at a checkpoint (step {step}) to give its capacity back",
-             CANCELLED: "Training stopped", FINISHED: "Training finished"}
+             CANCELLED: "Training stopped", FINISHED: "Training finished",
+             EARLY_STOP: "Stopped early at step {step}: validation loss did not improve for {patience} evaluations "
+                         "(best {best_valid_loss} at step {best_step})",
+             BEST_KEPT: "Kept the weights of step {best_step} (validation loss {best_valid_loss}): validation got "
+                        "worse after it ({last_valid_loss} at step {last_step})"}
 
 
 class MetricsTail:
@@ -166,9 +225,10 @@ class MetricsTail:
         events, job_id, kind = self.events, self.job.id, item.get("event")
         if kind == STEP:
             data = {k: item[k] for k in ("step", "train_loss", "learning_rate", "tokens_per_second",
-                                         "total_steps", "trained_tokens")}
-            events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}",
-                       type=METRICS_EVENT, data=data)
+                                         "total_steps", "trained_tokens", "valid_loss") if k in item}
+            valid = f", validation loss={item['valid_loss']:.4f}" if "valid_loss" in item else ""
+            events.add(job_id, f"Step {item['step']}/{item['total_steps']}: training loss={item['train_loss']:.4f}"
+                       + valid, type=METRICS_EVENT, data=data)
             remaining = (item["total_steps"] - item["step"]) * self._seconds_per_step()
             self.report(step=item["step"], total_steps=item["total_steps"], train_loss=item["train_loss"],
                         tokens_per_second=item["tokens_per_second"], trained_tokens=item["trained_tokens"],
@@ -178,6 +238,12 @@ class MetricsTail:
             events.add_checkpoint(job_id, item["step"], item["path"], metrics)
             events.add(job_id, f"Checkpoint saved at step {item['step']}", data=metrics)
             self.report(checkpoint_step=item["step"])  # the scheduler's "work since checkpoint"
+        elif kind == STARTED and item.get("held_out"):
+            events.add(job_id, f"No validation file: held out {item['held_out']} of "
+                               f"{item['held_out'] + item['train_examples']} training examples to validate on "
+                               "(hyperparameter validation_split; 0 turns it off)",
+                       data={"held_out": item["held_out"]})
+            events.add(job_id, LIFECYCLE[kind], data={k: v for k, v in item.items() if k not in ("event", "time")})
         elif kind in LIFECYCLE:
             events.add(job_id, LIFECYCLE[kind].format(**item),
                        data={k: v for k, v in item.items() if k not in ("event", "time")})
@@ -201,12 +267,13 @@ def run_fine_tune(services: TrainServices, job: Job, report) -> dict:
     start = starting_point(row, services.settings.data_dir)
     hp = Hyperparameters.model_validate(params["hyperparameters"])
     train_path = services.artifacts.path(params["training_file_sha256"])
-    examples = sum(1 for line in train_path.open("rb") if line.strip())
+    resolved = (Resolved.model_validate(params["resolved"]) if params.get("resolved")
+                else resolve(row, hp, params["method"], train_path, bool(params.get("validation_file"))))
     config = TrainConfig(work_dir=str(work), base_dir=start.base_dir, init_adapter=start.init_adapter,
                          init_full=start.init_full, method=params["method"], train_path=str(train_path),
                          val_path=str(services.artifacts.path(params["validation_file_sha256"]))
                          if params.get("validation_file") else None,
-                         hyperparameters=hp, resolved=hp.resolved(params["method"], examples), seed=params["seed"])
+                         hyperparameters=hp, resolved=resolved, seed=params["seed"])
     trainer = make_trainer(config, hp, work, params.get("resources"))
     accelerator = (params.get("resources") or {}).get("accelerator", "cpu")
     if accelerator != "cpu":  # placed on (and holding) that class, computing on CPU: say so

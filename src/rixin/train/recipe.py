@@ -28,11 +28,13 @@ import torch
 
 from rixin.train import checkpoint
 from rixin.train.config import Hyperparameters, TrainConfig
-from rixin.train.control import (AT_CHECKPOINT, CHECKPOINT, FINISHED, RESUMED, STARTED, STEP, STOPPED, WORKER, log_line,
-                                 stop_requested)
+from rixin.train.control import (AT_CHECKPOINT, BEST_KEPT, CHECKPOINT, EARLY, EARLY_STOP, FINISHED, RESUMED, STARTED,
+                                 STEP, STOPPED, WORKER, log_line, stop_requested)
 from rixin.train.data import IGNORE, collate, count_trained_tokens, encode_record, pack, unpacked
 from rixin.train.dpo import dpo_loss, encode_preference
 from rixin.train.loss import TokenLoss, token_loss_sum
+from rixin.train.replay import replay_records
+from rixin.train.validation import Validator, split_holdout, validation_loss
 
 
 def load_model(cfg: TrainConfig, hp: Hyperparameters):
@@ -60,15 +62,21 @@ def read_jsonl(path: str | None) -> list[dict]:
 
 
 def build_rows(tokenizer, records: list[dict], hp: Hyperparameters) -> list:
-    encoded = [encode_record(tokenizer, r) for r in records]
-    return (pack if hp.packing else unpacked)(encoded, hp.max_seq_length)
+    return layout([encode_record(tokenizer, r) for r in records], hp)
 
 
-def batches_for_epoch(rows: list, epoch: int, batch_size: int, seed: int, rank: int, world: int) -> list[list]:
-    """This rank's batches for `epoch`: a seeded shuffle, then every world-th batch."""
-    order = list(range(len(rows)))
+def layout(examples: list, hp: Hyperparameters) -> list:
+    """Examples as tensor rows: packed several to a row, or one each."""
+    return (pack if hp.packing else unpacked)(examples, hp.max_seq_length)
+
+
+def batches_for_epoch(items: list, epoch: int, batch_size: int, seed: int, rank: int, world: int) -> list[list]:
+    """This rank's batches for `epoch`: a seeded shuffle, then every world-th batch. Items are
+    examples, so batch_size counts examples (OpenAI's meaning) whether or not they are packed:
+    packing only lays one step's examples out in fewer, fuller rows."""
+    order = list(range(len(items)))
     random.Random(seed * 1000 + epoch).shuffle(order)
-    batches = [[rows[i] for i in order[b:b + batch_size]] for b in range(0, len(order), batch_size)]
+    batches = [[items[i] for i in order[b:b + batch_size]] for b in range(0, len(order), batch_size)]
     usable = len(batches) - len(batches) % world if len(batches) >= world else len(batches)
     return batches[rank:usable:world] if world > 1 else batches
 
@@ -77,16 +85,6 @@ def lm_loss(model, batch: dict) -> torch.Tensor:
     """Mean cross-entropy per trained token of one batch."""
     total, count = token_loss_sum(model, batch)
     return total / max(1, count)
-
-
-@torch.no_grad()
-def validation_loss(model, rows: list, pad_id: int, batch_size: int) -> float | None:
-    if not rows:
-        return None
-    model.eval()
-    losses = [lm_loss(model, collate(rows[i:i + batch_size], pad_id)).item() for i in range(0, len(rows), batch_size)]
-    model.train()
-    return sum(losses) / len(losses)
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -120,10 +118,14 @@ def train(cfg: TrainConfig) -> None:
     method = cfg.method
     if method == "dpo":
         train_rows = [encode_preference(tokenizer, r, hp.max_seq_length) for r in read_jsonl(cfg.train_path)]
-        val_rows = []
+        val_rows, replayed = [], []
     else:
-        train_rows = build_rows(tokenizer, read_jsonl(cfg.train_path), hp)
-        val_rows = build_rows(tokenizer, read_jsonl(cfg.val_path), hp)
+        records, held = split_holdout(read_jsonl(cfg.train_path), resolved.validation_holdout, cfg.seed)
+        # before any weights change (a resume loads its checkpoint below), so every rank and every
+        # resume generates the same greedy replies
+        replayed = replay_records(model, tokenizer, resolved.replay_examples)
+        train_rows = [encode_record(tokenizer, r) for r in records + replayed]  # laid out per step
+        val_rows = build_rows(tokenizer, read_jsonl(cfg.val_path) or held, hp)
     per_epoch = math.ceil(len(batches_for_epoch(train_rows, 0, resolved.batch_size, cfg.seed, rank, world))
                           / hp.gradient_accumulation_steps)
     total_steps = max(1, per_epoch * resolved.n_epochs)
@@ -134,7 +136,7 @@ def train(cfg: TrainConfig) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
     # 4. resume
-    step, tokens_seen = 0, 0
+    step, tokens_seen, state = 0, 0, {}
     latest = checkpoint.latest(work / "checkpoints")
     if latest is not None:
         load_weights(model, latest, hp)
@@ -143,16 +145,21 @@ def train(cfg: TrainConfig) -> None:
         if rank == 0:
             log_line(work, RESUMED, step=step, checkpoint=latest.name)
     elif rank == 0:
-        log_line(work, STARTED, total_steps=total_steps, train_rows=len(train_rows),
-                 trained_tokens_per_epoch=count_trained_tokens(train_rows) if method != "dpo" else None)
+        log_line(work, STARTED, total_steps=total_steps, train_examples=len(train_rows) - len(replayed),
+                 validation_rows=len(val_rows), held_out=len(held) if method != "dpo" else 0,
+                 replayed=len(replayed),
+                 trained_tokens_per_epoch=count_trained_tokens(unpacked(train_rows, hp.max_seq_length))
+                 if method != "dpo" else None)
     # The module each step calls: model + loss in one forward (DDP syncs what its forward ran).
     trainee = model if method == "dpo" else TokenLoss(model)
     if world > 1:
         import ray.train.torch
 
         trainee = ray.train.torch.prepare_model(trainee, parallel_strategy="ddp")
+    validator = Validator(model, val_rows if rank == 0 else [], pad_id, resolved.batch_size, work,
+                          resolved.eval_interval, hp.early_stopping_patience, state.get("validation"))
     # 5. the loop
-    run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+    run_epochs(cfg, model, trainee, train_rows, validator, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world)
 
 
@@ -168,7 +175,7 @@ def load_weights(model, path: Path, hp: Hyperparameters) -> None:
         set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
 
 
-def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, params, pad_id,
+def run_epochs(cfg, model, trainee, train_rows, validator, optimizer, scheduler, params, pad_id,
                step, tokens_seen, total_steps, per_epoch, rank, world) -> None:
     hp, resolved, work = cfg.hyperparameters, cfg.resolved, Path(cfg.work_dir)
     accumulate = hp.gradient_accumulation_steps
@@ -177,7 +184,10 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
     started, window_tokens = time.time(), 0
     shard = hashlib.sha256()  # what this rank trained on: every rank reports it (DDP shards data)
     steps_here = rows_here = 0
+    stop = None
     for epoch in range(step // per_epoch, resolved.n_epochs):
+        if stop == EARLY:
+            break
         batches = batches_for_epoch(train_rows, epoch, resolved.batch_size, cfg.seed, rank, world)
         groups = [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
         for index, group in enumerate(groups):
@@ -187,7 +197,7 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
                 if cfg.method == "dpo":
                     loss_value, tokens = dpo_step(trainee, group, pad_id, resolved.beta, world)
                 else:
-                    loss_value, tokens = lm_step(trainee, group, pad_id, world)
+                    loss_value, tokens = lm_step(trainee, [layout(micro, hp) for micro in group], pad_id, world)
             torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -196,16 +206,24 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
             shard.update(repr([getattr(item, "input_ids", item) for micro in group for item in micro]).encode())
             tokens_seen += tokens
             window_tokens += tokens
+            valid = validator.evaluate(step) if validator.due(step, total_steps) else None
             if rank == 0:
                 elapsed = max(1e-6, time.time() - started)
                 log_line(work, STEP, step=step, total_steps=total_steps, epoch=epoch + 1,
                          train_loss=round(loss_value, 6), learning_rate=scheduler.get_last_lr()[0],
-                         tokens_per_second=round(window_tokens / elapsed, 2), trained_tokens=tokens_seen)
-            stop = agreed_stop(stop_requested(work), world)
+                         tokens_per_second=round(window_tokens / elapsed, 2), trained_tokens=tokens_seen,
+                         **({} if valid is None else {"valid_loss": round(valid, 6)}))
+            stop = agreed_stop(stop_requested(work) or (EARLY if validator.stop_early() else None), world)
             if rank == 0 and (step % hp.checkpoint_interval == 0 or step == total_steps or stop in AT_CHECKPOINT):
-                save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id,
-                                resolved.batch_size, loss_value)
-            if stop:
+                save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, validator, valid,
+                                loss_value)
+            if stop == EARLY:
+                if rank == 0:
+                    best = validator.best or {}
+                    log_line(work, EARLY_STOP, step=step, patience=validator.patience,
+                             best_step=best.get("step"), best_valid_loss=best.get("valid_loss"))
+                break
+            if stop:  # pause, preempt or cancel
                 if rank == 0:
                     log_line(work, STOPPED[stop], step=step)
                 log_line(work, WORKER, rank=rank, world=world, steps=steps_here, rows=rows_here,
@@ -214,12 +232,20 @@ def run_epochs(cfg, model, trainee, train_rows, val_rows, optimizer, scheduler, 
     log_line(work, WORKER, rank=rank, world=world, steps=steps_here, rows=rows_here,
              data=shard.hexdigest()[:16])
     if rank == 0:
-        final, tmp = work / "final", work / "final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, safe_serialization=True)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        save_final(model, work, validator)
         log_line(work, FINISHED, step=step, trained_tokens=tokens_seen)
+
+
+def save_final(model, work: Path, validator: Validator) -> None:
+    """The job's model: the last weights, or the best ones when validation got worse since."""
+    final, tmp = work / "final", work / "final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    kept = validator.keep_best(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    if kept:
+        log_line(work, BEST_KEPT, **kept)
 
 
 def all_sum(values: list[float], world: int) -> list[float]:
@@ -260,21 +286,24 @@ def dpo_step(trainee, group: list[list], pad_id: int, beta: float, world: int) -
 
 
 def agreed_stop(flag: str | None, world: int) -> str | None:
-    """Rank 0's reading of the control flag, for every rank (they must stop at the same step)."""
+    """Rank 0's reading of the control flag (or its early-stopping decision), for every rank
+    (they must stop at the same step)."""
     if world == 1:
         return flag
     import torch.distributed as dist
 
-    codes = [None, *STOPPED]  # a flag travels as its index: 0 is none
-    code = torch.tensor([codes.index(flag) if flag in STOPPED else 0])
+    codes = [None, *STOPPED, EARLY]  # a flag travels as its index: 0 is none
+    code = torch.tensor([codes.index(flag) if flag in codes[1:] else 0])
     dist.broadcast(code, src=0)
     return codes[int(code)]
 
 
-def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, val_rows, pad_id, batch_size,
-                    train_loss) -> None:
-    valid = validation_loss(model, val_rows, pad_id, batch_size)
+def save_checkpoint(model, optimizer, scheduler, work, step, epoch, tokens_seen, validator: Validator,
+                    valid: float | None, train_loss) -> None:
+    """A checkpoint, with this step's validation loss (measured now if the step had none)."""
+    if valid is None and validator.rows:  # reported with the checkpoint, not counted for best/early stop
+        valid = validation_loss(model, validator.rows, validator.pad_id, validator.batch_size)
     path = checkpoint.save(work / "checkpoints", step, model, optimizer, scheduler,
-                           {"epoch": epoch, "tokens_seen": tokens_seen})
+                           {"epoch": epoch, "tokens_seen": tokens_seen, "validation": validator.state()})
     log_line(work, CHECKPOINT, step=step, path=str(path), train_loss=round(train_loss, 6),
              valid_loss=None if valid is None else round(valid, 6))

@@ -33,9 +33,9 @@ class CreateFineTuningJob(Lenient):
 def job_object(job: Job, project: str) -> dict:
     p, result, progress = job.params, job.result or {}, job.progress or {}
     hp = Hyperparameters.model_validate(p["hyperparameters"])
-    resolved = {"n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
-                "learning_rate_multiplier": hp.learning_rate_multiplier}
-    method_hp = dict(resolved, **({"beta": hp.beta} if p["method"] == "dpo" else {}))
+    concrete = p.get("resolved") or {}  # "auto" resolved at create (older jobs: as requested)
+    resolved = {k: concrete.get(k, getattr(hp, k)) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")}
+    method_hp = dict(resolved, **({"beta": concrete.get("beta", hp.beta)} if p["method"] == "dpo" else {}))
     return {
         "id": job.id,
         "object": "fine_tuning.job",
@@ -62,6 +62,7 @@ def job_object(job: Job, project: str) -> dict:
         # rixin extensions
         "progress": progress,
         "rixin_hyperparameters": p["hyperparameters"],
+        "rixin_resolved": p.get("resolved"),
     }
 
 

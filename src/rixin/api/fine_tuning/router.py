@@ -1,4 +1,5 @@
-"""/v1/fine_tuning/jobs: create, list, retrieve, events, checkpoints, cancel, pause, resume."""
+"""/v1/fine_tuning/jobs: create, list, retrieve, events, checkpoints, cancel, pause, resume, and
+rixin's estimate (a dry run of create)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rixin.errors import NotFound
 from rixin.platform import Platform
 from rixin.store.tenancy import Caller
 from rixin.train import control
-from rixin.train.job import create_job
+from rixin.train.job import create_job, estimate_job
 
 router = APIRouter(prefix="/v1/fine_tuning")
 
@@ -33,6 +34,18 @@ async def create(body: CreateFineTuningJob, platform: Platform = Depends(get_pla
         hyperparameters=body.hyperparameters, metadata=body.metadata, priority=body.priority,
         resources=body.resources.model_dump() if body.resources else None))
     return job_object(job, caller.project_name)
+
+
+@router.post("/jobs/estimate")
+async def estimate(body: CreateFineTuningJob, platform: Platform = Depends(get_platform),
+                   caller: Caller = Depends(get_caller)):
+    """rixin extension: the hyperparameters a job with this body would train with ("auto"
+    resolved for its file and model) and the estimated time; creates nothing."""
+    found = await run_in_threadpool(lambda: estimate_job(
+        platform.training, caller, model=body.model, training_file_id=body.training_file,
+        validation_file_id=body.validation_file, suffix=body.suffix, method=body.method,
+        hyperparameters=body.hyperparameters))
+    return {"object": "fine_tuning.job.estimate", **found}
 
 
 @router.get("/jobs")
