@@ -136,7 +136,7 @@ def test_prompts_that_cannot_fit_get_a_400_and_the_engine_answers_next(srv):
 def test_a_client_that_leaves_frees_its_slot(srv):
     before = wait_idle(srv)
     client = srv.client(srv.keys["b"])
-    events = client.completions.create(model=CHAT, prompt=COUNTING, max_tokens=1500, stream=True)
+    events = client.completions.create(model=CHAT, prompt=COUNTING, max_tokens=1500, stream=True, temperature=0)
     for i, _ in enumerate(events):
         if i == 2:
             break
@@ -146,7 +146,9 @@ def test_a_client_that_leaves_frees_its_slot(srv):
     # A non-streaming request whose client gives up is stopped too, not run to max_tokens.
     with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {srv.keys['b']}"}, timeout=3) as http:
         with pytest.raises(httpx.ReadTimeout):
-            http.post("/v1/completions", json={"model": CHAT, "prompt": COUNTING, "max_tokens": 1500})
+            # greedy: sampled at the default temperature it can end (EOS) within the 3 s
+            http.post("/v1/completions", json={"model": CHAT, "prompt": COUNTING, "max_tokens": 1500,
+                                               "temperature": 0})
     gone = wait_idle(srv)
     assert gone["cancelled"] == after["cancelled"] + 1 and gone["dropped"] == after["dropped"] + 1
     r = client.completions.create(model=CHAT, prompt="Hello", max_tokens=2)
